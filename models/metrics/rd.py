@@ -1,0 +1,142 @@
+"""Rate-distortion tools: Bjontegaard deltas, the RDO cost J = D + lambda R, and convex-hull selection.
+
+Bjontegaard (VCEG-M33, 2001; updated piecewise-cubic method of JCTVC-L1100 / JVET-T2010):
+- BD-rate: fit log10(rate) as a function of quality for each curve, integrate both over the common
+  quality interval, average the difference d; BD-rate = (10^d - 1) * 100 % (negative = test b
+  needs fewer bits than anchor a for the same quality).
+- BD-PSNR (BD-quality): fit quality as a function of log10(rate), average b - a over the common
+  log-rate interval (units of the quality axis, dB for PSNR).
+``method="pchip"`` (default): shape-preserving piecewise-cubic Hermite interpolation (scipy
+PchipInterpolator), needs >= 2 points; ``method="cubic"``: the classic least-squares cubic polynomial,
+needs >= 4 points. Quality may be any higher-is-better score; for lower-is-better metrics (LPIPS,
+DISTS) pass the negated value.
+
+Non-overlapping curves: when the quality (BD-rate) or rate (BD-PSNR) ranges do not overlap the
+functions raise ``NoOverlapError`` (a ValueError) rather than extrapolating.
+"""
+from typing import Sequence
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+METHODS = ("pchip", "cubic")
+
+
+class NoOverlapError(ValueError):
+    """The two RD curves share no interval on the integration axis; no Bjontegaard delta exists."""
+
+
+def _curve(rate, q, method, who):
+    r = np.asarray(rate, dtype=np.float64).ravel()
+    v = np.asarray(q, dtype=np.float64).ravel()
+    if r.shape != v.shape:
+        raise ValueError(f"{who}: {r.size} rates but {v.size} quality values")
+    need = 2 if method == "pchip" else 4
+    if r.size < need:
+        raise ValueError(f"{who}: method {method!r} needs at least {need} points, got {r.size}")
+    if not (np.isfinite(r).all() and np.isfinite(v).all()):
+        raise ValueError(f"{who}: rates and qualities must be finite")
+    if (r <= 0).any():
+        raise ValueError(f"{who}: rates must be > 0 (log scale)")
+    return np.log10(r), v
+
+
+def _fit_integral(x, y, lo, hi, method, who):
+    """Integral over [lo, hi] of y(x) interpolated from the points."""
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    if method == "pchip":
+        if (np.diff(x) <= 0).any():
+            raise ValueError(f"{who}: repeated values on the interpolation axis ({x}); pchip needs them distinct")
+        return float(PchipInterpolator(x, y).integrate(lo, hi))
+    if method == "cubic":
+        p = np.polyint(np.polyfit(x, y, 3))
+        return float(np.polyval(p, hi) - np.polyval(p, lo))
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def _delta(xa, ya, xb, yb, method, what):
+    lo, hi = max(xa.min(), xb.min()), min(xa.max(), xb.max())
+    if not hi > lo:
+        raise NoOverlapError(f"{what}: the curves do not overlap ([{xa.min():.4g}, {xa.max():.4g}] vs "
+                             f"[{xb.min():.4g}, {xb.max():.4g}]); add operating points that cover a common range")
+    ia = _fit_integral(xa, ya, lo, hi, method, f"{what} anchor")
+    ib = _fit_integral(xb, yb, lo, hi, method, f"{what} test")
+    return (ib - ia) / (hi - lo)
+
+
+def bd_rate(rate_a: Sequence[float], q_a: Sequence[float], rate_b: Sequence[float], q_b: Sequence[float],
+            method: str = "pchip") -> float:
+    """Bjontegaard delta rate of curve b against anchor a, in percent. Raises NoOverlapError."""
+    if method not in METHODS:
+        raise ValueError(f"bd_rate: method must be one of {METHODS}, got {method!r}")
+    la, qa = _curve(rate_a, q_a, method, "bd_rate anchor")
+    lb, qb = _curve(rate_b, q_b, method, "bd_rate test")
+    d = _delta(qa, la, qb, lb, method, "bd_rate")
+    return float((10.0 ** d - 1.0) * 100.0)
+
+
+def bd_psnr(rate_a: Sequence[float], q_a: Sequence[float], rate_b: Sequence[float], q_b: Sequence[float],
+            method: str = "pchip") -> float:
+    """Bjontegaard delta quality of b against a (b - a, quality units). Raises NoOverlapError."""
+    if method not in METHODS:
+        raise ValueError(f"bd_psnr: method must be one of {METHODS}, got {method!r}")
+    la, qa = _curve(rate_a, q_a, method, "bd_psnr anchor")
+    lb, qb = _curve(rate_b, q_b, method, "bd_psnr test")
+    return float(_delta(la, qa, lb, qb, method, "bd_psnr"))
+
+
+def distortion(quality, metric: str) -> np.ndarray:
+    """Turn a quality score into a distortion D (lower is better) for J = D + lambda R.
+
+    "mse": as is; "psnr": MSE in 8-bit units, 255^2 10^(-PSNR/10); "ssim": 1 - SSIM;
+    "lpips", "dists": as is (already distances).
+    """
+    q = np.asarray(quality, dtype=np.float64)
+    if metric in ("mse", "lpips", "dists"):
+        return q
+    if metric == "psnr":
+        return 255.0 ** 2 * 10.0 ** (-q / 10.0)
+    if metric == "ssim":
+        return 1.0 - q
+    raise ValueError(f"distortion: metric must be mse, psnr, ssim, lpips or dists, got {metric!r}")
+
+
+def rdo_cost(rate, distortion_values, lam: float) -> np.ndarray:
+    """J = D + lambda R, elementwise (MetaSR Sec. 4.3). The encoder picks the operating point of minimum J."""
+    r = np.asarray(rate, dtype=np.float64)
+    d = np.asarray(distortion_values, dtype=np.float64)
+    if not np.isfinite(lam) or lam < 0:
+        raise ValueError(f"rdo_cost: lambda must be finite and >= 0, got {lam}")
+    return d + float(lam) * r
+
+
+def convex_hull(rate: Sequence[float], quality: Sequence[float]) -> np.ndarray:
+    """Indices of the operating points on the upper-left convex hull of a (rate, quality) cloud.
+
+    These are exactly the points that maximise quality - lambda * rate for some lambda >= 0
+    (equivalently minimise J = D + lambda R with D = -quality): the efficient operating points.
+    Points strictly inside, dominated, or on a straight segment between two hull vertices are
+    dropped. Returned sorted by increasing rate.
+    """
+    r = np.asarray(rate, dtype=np.float64).ravel()
+    q = np.asarray(quality, dtype=np.float64).ravel()
+    if r.shape != q.shape or r.size == 0:
+        raise ValueError(f"convex_hull: need equal, non-zero numbers of rates and qualities ({r.size}, {q.size})")
+    if not (np.isfinite(r).all() and np.isfinite(q).all()):
+        raise ValueError("convex_hull: rates and qualities must be finite")
+    order = np.lexsort((-q, r))  # by rate, best quality first among equal rates
+    hull = []
+    for i in order:
+        if hull and (r[i] == r[hull[-1]] or q[i] <= q[hull[-1]]):
+            continue  # same rate with lower quality, or dominated by a cheaper point
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # drop b unless the chain a -> b -> i turns clockwise (strictly concave)
+            cross = (r[b] - r[a]) * (q[i] - q[a]) - (q[b] - q[a]) * (r[i] - r[a])
+            if cross >= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(int(i))
+    return np.array(hull, dtype=np.int64)
