@@ -1,0 +1,83 @@
+"""Every shipped workflow matches the nodes' INPUT_TYPES, and every weight-free one runs.
+
+The UI->API conversion is the harness's (``../shared/harness/ui_to_api.py``); the real ComfyUI
+server and frontend are checked by ``../shared/harness/run_workflow.py`` outside the test-suite.
+"""
+import glob
+import importlib.util
+import json
+import os
+
+import pytest
+
+import metavsr
+from tools import comfy_core
+from tools.wfrun import execute, object_info, validate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
+CLASSES = {**comfy_core.NODE_CLASS_MAPPINGS, **metavsr.NODE_CLASS_MAPPINGS}
+UI_TO_API = os.path.join(ROOT, "..", "shared", "harness", "ui_to_api.py")
+
+
+def _ui_to_api():
+    if not os.path.exists(UI_TO_API):
+        pytest.skip("../shared/harness/ui_to_api.py is not beside the checkout")
+    spec = importlib.util.spec_from_file_location("ui_to_api", UI_TO_API)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _needs_weights(wf):
+    return any(getattr(CLASSES.get(n["type"]), "NEEDS_WEIGHTS", False) for n in wf["nodes"])
+
+
+def test_workflows_exist():
+    names = {os.path.basename(p) for p in WORKFLOWS}
+    assert "sender_toolkit.json" in names
+    for p in WORKFLOWS:
+        assert os.path.exists(p[:-5] + ".jpg"), f"{os.path.basename(p)} has no .jpg thumbnail"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
+def test_workflow_matches_nodes(path):
+    with open(path) as f:
+        wf = json.load(f)
+    assert validate(wf, CLASSES, comfy_core.FRONTEND_ONLY) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
+def test_workflow_runs(path):
+    with open(path) as f:
+        wf = json.load(f)
+    if _needs_weights(wf):
+        pytest.skip("needs downloaded model weights")
+    prompt = _ui_to_api().convert(wf, object_info(CLASSES))
+    comfy_core.LoadImage.test_image = comfy_core.sample_image((128, 128))
+    results = execute(prompt, CLASSES)
+    outputs = [nid for nid, node in prompt.items() if getattr(CLASSES[node["class_type"]], "OUTPUT_NODE", False)]
+    assert outputs, "workflow has no output node"
+    for nid in outputs:
+        assert results[nid][1], f"output node {nid} produced nothing"
+
+
+def test_validator_catches_mistakes():
+    """The checks above can fail: a wrong combo value, an out-of-range number and a type-mismatched
+    link are all reported."""
+    from tools.wfbuild import Workflow
+    wf = Workflow(CLASSES)
+    img = wf.node("LoadImage", image="example.png")
+    jpg = wf.node("MetaVSRJPEG", images=img[0], quality=50)
+    wf.node("PreviewImage", images=jpg[0])
+    good = wf.to_json()
+    assert validate(good, CLASSES, comfy_core.FRONTEND_ONLY) == []
+    bad = json.loads(json.dumps(good))
+    bad["nodes"][1]["widgets_values"] = [500, "4:1:1"]
+    bad["links"][1][5] = "MASK"
+    bad["nodes"][2]["inputs"][0]["link"] = None
+    problems = "\n".join(validate(bad, CLASSES, comfy_core.FRONTEND_ONLY))
+    assert "quality=500" in problems and "'4:1:1'" in problems and "images is not connected" in problems
+    bad2 = json.loads(json.dumps(good))
+    bad2["links"][0][2] = 1  # LoadImage MASK output -> JPEG images (IMAGE)
+    assert any("MASK" in p for p in validate(bad2, CLASSES, comfy_core.FRONTEND_ONLY))
