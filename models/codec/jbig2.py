@@ -1,0 +1,369 @@
+"""JBIG2 (ITU-T T.88) files for bi-level edge maps: our own lossless generic-region encoder and a
+decoder for what it writes.
+
+``encode(bitmap)`` returns a complete standalone file (Annex D.4 header, sequential organisation):
+page information (type 48), one immediate lossless generic region (type 39, MMR = 0, 7.4.6), end
+of page (49), end of file (51). ``embedded=True`` gives the stream PDF's JBIG2Decode filter takes
+(ISO 32000 7.4.7): the same page-information and region segments without file header, end of page
+or end of file. ``auto=True`` tries every template with and without TPGDON, then adaptive-pixel
+positions, and keeps the smallest output.
+
+``decode(data)`` reads both forms (files by their magic, embedded streams with ``embedded=True``)
+and refuses anything else (symbol dictionaries, text/halftone/refinement regions, MMR, striped
+pages, extended templates, ...) with :class:`JBIG2Error`. Declared sizes are checked against a
+pixel cap before anything is allocated, and the arithmetic decoder's work is bounded by the
+declared region size, so hostile input fails fast.
+"""
+import struct
+
+import numpy as np
+
+from .jbig2_generic import (AT_BITS, NOMINAL_AT, GenericRegionError, check_at, decode_region,
+                            encode_region)
+
+MAGIC = b"\x97JB2\r\n\x1a\n"
+MAX_PIXELS = 1 << 28  # default cap on declared page / region area (all pages of a file together)
+
+SEG_PAGE_INFO, SEG_END_OF_PAGE, SEG_END_OF_STRIPE, SEG_END_OF_FILE = 48, 49, 50, 51
+SEG_IMMEDIATE_GENERIC, SEG_IMMEDIATE_LOSSLESS_GENERIC = 38, 39
+_SEGMENT_NAMES = {
+    0: "symbol dictionary", 4: "intermediate text region", 6: "immediate text region",
+    7: "immediate lossless text region", 16: "pattern dictionary", 20: "intermediate halftone region",
+    22: "immediate halftone region", 23: "immediate lossless halftone region",
+    36: "intermediate generic region", 40: "intermediate generic refinement region",
+    42: "immediate generic refinement region", 43: "immediate lossless generic refinement region",
+    52: "profiles", 53: "tables", 54: "colour palette", 62: "extension",
+}
+
+
+class JBIG2Error(ValueError):
+    """Malformed, truncated or unsupported JBIG2 data (the message says which)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Encoder
+# --------------------------------------------------------------------------------------------
+def _segment(number: int, seg_type: int, data: bytes, page: int = 1) -> bytes:
+    """7.2: number, flags (type; 1-byte page association), no referred-to segments, page, length."""
+    return struct.pack(">IBBBI", number, seg_type, 0, page, len(data)) + data
+
+
+def _page_info(w: int, h: int) -> bytes:
+    # 7.4.8: no resolution given, flags = "eventually lossless", default pixel 0, OR; no striping
+    return struct.pack(">IIIIBH", w, h, 0, 0, 0x01, 0)
+
+
+def _region_data(w: int, h: int, template: int, at, tpgdon: bool, coded: bytes) -> bytes:
+    info = struct.pack(">IIIIB", w, h, 0, 0, 0)  # 7.4.1 region at (0,0), combination OR
+    flags = (int(bool(tpgdon)) << 3) | (template << 1)  # 7.4.6.2, MMR = 0
+    at_bytes = struct.pack(">" + "b" * (2 * len(at)), *[v for p in at for v in p])
+    return info + bytes([flags]) + at_bytes + coded
+
+
+def _as_bitmap(bitmap) -> np.ndarray:
+    if hasattr(bitmap, "detach"):  # torch tensor
+        bitmap = bitmap.detach().cpu().numpy()
+    arr = np.asarray(bitmap)
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"bitmap must be a non-empty [H,W] array, got shape {arr.shape}")
+    if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
+        raise ValueError(f"bitmap {arr.shape[1]}x{arr.shape[0]} exceeds {MAX_PIXELS} pixels")
+    if arr.dtype == bool:
+        return arr.view(np.uint8)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"bitmap must be numeric or bool, got dtype {arr.dtype}")
+    if arr.dtype != np.uint8:
+        bad = ~((arr == 0) | (arr == 1))
+        if bad.any():
+            raise ValueError(f"bitmap must hold only 0 and 1 ({int(bad.sum())} other values); "
+                             f"threshold it first")
+        return arr.astype(np.uint8)
+    return (arr != 0).view(np.uint8) if arr.max(initial=0) > 1 else arr
+
+
+# AT positions tried by ``auto``: neighbours the fixed templates leave out, near the pixel first.
+_AT_CANDIDATES = ((3, -1), (2, -1), (-3, -1), (4, -1), (-4, -1), (2, -2), (-2, -2), (3, -2),
+                  (-3, -2), (0, -3), (1, -3), (-1, -3), (-5, 0), (0, -4), (5, -1), (-5, -1))
+
+
+def _search_at(bitmap, template, tpgdon, rows):
+    """Greedy AT search on the top ``rows`` rows: for each AT pixel in turn, the candidate that
+    codes that strip smallest. Returns the AT tuple (nominal when nothing beats it)."""
+    strip = bitmap[:rows]
+    best_at = NOMINAL_AT[template]
+    best = len(encode_region(strip, template, best_at, tpgdon))
+    for slot in range(len(AT_BITS[template])):
+        for cand in _AT_CANDIDATES:
+            trial = list(best_at)
+            trial[slot] = cand
+            try:
+                trial = check_at(template, trial)
+            except GenericRegionError:
+                continue
+            n = len(encode_region(strip, template, trial, tpgdon))
+            if n < best:
+                best, best_at = n, trial
+    return best_at
+
+
+def choose_params(bitmap, search_at: bool = True):
+    """The ``auto`` search: returns ``(template, at, tpgdon, coded_bytes)`` of the smallest coding.
+
+    Every template with and without TPGDON at nominal AT is coded in full; then AT positions are
+    searched for the best template on a strip and kept only if the full coding gets smaller.
+    """
+    bitmap = _as_bitmap(bitmap)
+    best = None
+    for template in range(4):
+        for tpgdon in (False, True):
+            coded = encode_region(bitmap, template, None, tpgdon)
+            if best is None or len(coded) < len(best[3]):
+                best = (template, NOMINAL_AT[template], tpgdon, coded)
+    if search_at and bitmap.size >= 64 * 64:
+        template, at, tpgdon, coded = best
+        rows = min(bitmap.shape[0], max(64, bitmap.shape[0] // 4))
+        cand = _search_at(bitmap, template, tpgdon, rows)
+        if cand != at:
+            coded2 = encode_region(bitmap, template, cand, tpgdon)
+            if len(coded2) < len(coded):
+                best = (template, cand, tpgdon, coded2)
+    return best
+
+
+def encode(bitmap, template: int = 0, tpgdon: bool = False, at=None, auto: bool = False,
+           search_at: bool = True, embedded: bool = False) -> bytes:
+    """Encode a bi-level ``[H,W]`` bitmap (1 = black = edge pixel; bool, 0/1 ints or floats, or
+    uint8 where nonzero is black) as a lossless JBIG2 generic region.
+
+    template:  generic-region template 0..3 (0 = 16-pixel context, the densest modelling).
+    tpgdon:    typical prediction: a row equal to the one above costs one decision.
+    at:        adaptive-template pixels as ``(dx, dy)`` pairs (4 for template 0, else 1);
+               None = the nominal positions.
+    auto:      ignore the three above and keep the smallest of all templates x TPGDON, plus
+               searched AT positions when ``search_at``.
+    embedded:  return the PDF-embedded stream (page info + region segments only) instead of a
+               standalone file.
+    """
+    bitmap = _as_bitmap(bitmap)
+    h, w = bitmap.shape
+    if auto:
+        template, at, tpgdon, coded = choose_params(bitmap, search_at)
+    else:
+        try:
+            at = check_at(int(template), at)
+        except GenericRegionError as e:
+            raise ValueError(str(e)) from None
+        template = int(template)
+        coded = encode_region(bitmap, template, at, tpgdon)
+    page = _segment(0, SEG_PAGE_INFO, _page_info(w, h))
+    region = _segment(1, SEG_IMMEDIATE_LOSSLESS_GENERIC, _region_data(w, h, template, at, tpgdon, coded))
+    if embedded:
+        return page + region
+    header = MAGIC + bytes([0x01]) + struct.pack(">I", 1)  # sequential, 1 page
+    return (header + page + region + _segment(2, SEG_END_OF_PAGE, b"")
+            + _segment(3, SEG_END_OF_FILE, b"", page=0))
+
+
+def describe(data: bytes, embedded: bool = False) -> dict:
+    """Coding parameters of the (first) generic region in ``data``: template, tpgdon, at, size."""
+    info = {}
+    for seg_type, _page, body in _segments(memoryview(bytes(data)), embedded):
+        if seg_type == SEG_PAGE_INFO and len(body) >= 8:
+            info["width"], info["height"] = struct.unpack(">II", bytes(body[:8]))
+        if seg_type in (SEG_IMMEDIATE_GENERIC, SEG_IMMEDIATE_LOSSLESS_GENERIC) and len(body) >= 18:
+            flags = body[17]
+            template = (flags >> 1) & 3
+            n_at = 4 if template == 0 else 1
+            raw = struct.unpack(">" + "b" * (2 * n_at), bytes(body[18:18 + 2 * n_at]))
+            info.update(template=template, tpgdon=bool(flags & 8), mmr=bool(flags & 1),
+                        at=tuple(zip(raw[0::2], raw[1::2])), coded_bytes=len(body) - 18 - 2 * n_at)
+            break
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# Decoder
+# --------------------------------------------------------------------------------------------
+def _need(buf, pos, n, what):
+    if pos + n > len(buf):
+        raise JBIG2Error(f"truncated: {what} needs {n} bytes at offset {pos}, "
+                         f"only {max(len(buf) - pos, 0)} left")
+
+
+def _segments(buf, embedded):
+    """Yield ``(type, page, body)`` per segment (7.2), sequential organisation, after the header."""
+    pos = 0
+    if not embedded:
+        if len(buf) < 9 or bytes(buf[:8]) != MAGIC:
+            raise JBIG2Error("not a JBIG2 file: bad magic (expected 97 4A 42 32 0D 0A 1A 0A; for a "
+                             "PDF-embedded stream pass embedded=True)")
+        flags = buf[8]
+        pos = 9
+        if flags & 0xFC:
+            raise JBIG2Error(f"unsupported file header flags 0x{flags:02X} (extended templates / "
+                             f"colour)")
+        if not flags & 0x01:
+            raise JBIG2Error("random-access file organisation is not supported (only sequential)")
+        if not flags & 0x02:
+            _need(buf, pos, 4, "number of pages")
+            declared_pages = struct.unpack(">I", bytes(buf[pos:pos + 4]))[0]
+            pos += 4
+            yield "pages", declared_pages, None
+    seen_eof = False
+    while pos < len(buf):
+        _need(buf, pos, 6, "segment header")
+        number = struct.unpack(">I", bytes(buf[pos:pos + 4]))[0]
+        hflags = buf[pos + 4]
+        rts = buf[pos + 5]
+        pos += 6
+        count = rts >> 5
+        if count == 7:  # long form (7.2.4)
+            _need(buf, pos - 1, 4, "referred-to segment count")
+            count = struct.unpack(">I", bytes(buf[pos - 1:pos + 3]))[0] & 0x1FFFFFFF
+            pos += 3 + (count + 8) // 8
+        elif count > 4:
+            raise JBIG2Error(f"segment {number}: invalid referred-to segment count {count}")
+        ref_size = 1 if number <= 256 else 2 if number <= 65536 else 4
+        pos += count * ref_size
+        page_size = 4 if hflags & 0x40 else 1
+        _need(buf, pos, page_size + 4, f"segment {number} header")
+        page = buf[pos] if page_size == 1 else struct.unpack(">I", bytes(buf[pos:pos + 4]))[0]
+        pos += page_size
+        length = struct.unpack(">I", bytes(buf[pos:pos + 4]))[0]
+        pos += 4
+        seg_type = hflags & 0x3F
+        if length == 0xFFFFFFFF:
+            raise JBIG2Error(f"segment {number}: unknown data length (0xFFFFFFFF) is not supported")
+        _need(buf, pos, length, f"segment {number} data")
+        body = buf[pos:pos + length]
+        pos += length
+        if count and seg_type in (SEG_IMMEDIATE_GENERIC, SEG_IMMEDIATE_LOSSLESS_GENERIC):
+            raise JBIG2Error(f"segment {number}: a generic region referring to other segments is "
+                             f"not supported")
+        yield seg_type, page, body
+        if seg_type == SEG_END_OF_FILE:
+            seen_eof = True
+            break
+    if not embedded and not seen_eof:
+        raise JBIG2Error("truncated: the file ends without an end-of-file segment")
+
+
+def _composite(page, region, x, y, op):
+    """Place ``region`` on ``page`` at (x, y) with combination operator ``op`` (7.4.1.5), clipped."""
+    ph, pw = page.shape
+    rh, rw = region.shape
+    if x >= pw or y >= ph:
+        return
+    r = region[:ph - y, :pw - x]
+    dst = page[y:y + r.shape[0], x:x + r.shape[1]]
+    if op == 0:
+        dst |= r
+    elif op == 1:
+        dst &= r
+    elif op == 2:
+        dst ^= r
+    elif op == 3:
+        dst[...] = 1 - (dst ^ r)
+    else:
+        dst[...] = r
+
+
+def decode_pages(data, embedded: bool = False, max_pixels: int = MAX_PIXELS) -> list:
+    """Decode every page: a list of ``[H,W]`` uint8 bitmaps (1 = black).
+
+    max_pixels: cap on the declared area of all pages together (and of each region); larger
+    declarations are refused before any allocation.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise JBIG2Error(f"expected bytes, got {type(data).__name__}")
+    buf = memoryview(bytes(data))
+    pages, page, budget = [], None, int(max_pixels)
+    declared = None
+    for seg_type, page_no, body in _segments(buf, embedded):
+        if seg_type == "pages":
+            declared = page_no
+        elif seg_type == SEG_PAGE_INFO:
+            if len(body) < 19:
+                raise JBIG2Error(f"page information segment too short ({len(body)} < 19 bytes)")
+            w, h, _xr, _yr, pflags, striping = struct.unpack(">IIIIBH", bytes(body[:19]))
+            if h == 0xFFFFFFFF:
+                raise JBIG2Error("striped pages of unknown height are not supported")
+            if w == 0 or h == 0:
+                raise JBIG2Error(f"page size {w}x{h} is empty")
+            if w * h > budget:
+                raise JBIG2Error(f"page {w}x{h} ({w * h} pixels) exceeds the pixel cap "
+                                 f"({budget} left of {max_pixels}); raise max_pixels if it is genuine")
+            if pflags & 0x80:
+                raise JBIG2Error("coloured pages are not supported")
+            if page is not None:
+                pages.append(page)
+            budget -= w * h
+            page = np.full((h, w), (pflags >> 2) & 1, np.uint8)
+        elif seg_type in (SEG_IMMEDIATE_GENERIC, SEG_IMMEDIATE_LOSSLESS_GENERIC):
+            if page is None:
+                raise JBIG2Error("generic region before any page information segment")
+            page_region(page, body, max_pixels)
+        elif seg_type == SEG_END_OF_PAGE:
+            if page is None:
+                raise JBIG2Error("end of page without a page")
+            pages.append(page)
+            page = None
+        elif seg_type == SEG_END_OF_STRIPE:
+            continue
+        elif seg_type == SEG_END_OF_FILE:
+            break
+        else:
+            name = _SEGMENT_NAMES.get(seg_type, "reserved")
+            raise JBIG2Error(f"unsupported segment type {seg_type} ({name}); this decoder reads "
+                             f"lossless generic regions only")
+    if page is not None:
+        if not embedded:
+            raise JBIG2Error("truncated: page without an end-of-page segment")
+        pages.append(page)
+    if not pages:
+        raise JBIG2Error("no page in the stream")
+    if declared is not None and declared != len(pages):
+        raise JBIG2Error(f"the header declares {declared} page(s) but {len(pages)} were found")
+    return pages
+
+
+def page_region(page: np.ndarray, body, max_pixels: int = MAX_PIXELS):
+    """Decode one immediate generic-region segment body (7.4.6) onto ``page`` in place."""
+    if len(body) < 18:
+        raise JBIG2Error(f"generic region segment too short ({len(body)} bytes)")
+    w, h, x, y, rflags = struct.unpack(">IIIIB", bytes(body[:17]))
+    flags = body[17]
+    if w == 0 or h == 0:
+        return
+    if w * h > max_pixels:
+        raise JBIG2Error(f"region {w}x{h} exceeds the pixel cap {max_pixels}")
+    if rflags & 0x08:
+        raise JBIG2Error("coloured regions are not supported")
+    op = rflags & 0x07
+    if op > 4:
+        raise JBIG2Error(f"invalid combination operator {op}")
+    if flags & 0x01:
+        raise JBIG2Error("MMR-coded generic regions are not supported")
+    if flags & 0x10:
+        raise JBIG2Error("extended generic templates (EXTTEMPLATE) are not supported")
+    template = (flags >> 1) & 3
+    tpgdon = bool(flags & 0x08)
+    n_at = len(AT_BITS[template])
+    if len(body) < 18 + 2 * n_at:
+        raise JBIG2Error("truncated: generic region AT pixels missing")
+    raw = struct.unpack(">" + "b" * (2 * n_at), bytes(body[18:18 + 2 * n_at]))
+    try:
+        at = check_at(template, tuple(zip(raw[0::2], raw[1::2])), strict=False)
+    except GenericRegionError as e:
+        raise JBIG2Error(f"generic region: {e}") from None
+    region = decode_region(body[18 + 2 * n_at:], h, w, template, at, tpgdon)
+    _composite(page, region, x, y, op)
+
+
+def decode(data, embedded: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode a single-page JBIG2 file (or, with ``embedded``, a PDF-embedded stream) to an
+    ``[H,W]`` uint8 bitmap, 1 = black. Raises :class:`JBIG2Error` on anything else."""
+    pages = decode_pages(data, embedded, max_pixels)
+    if len(pages) != 1:
+        raise JBIG2Error(f"expected one page, found {len(pages)}; use decode_pages")
+    return pages[0]
