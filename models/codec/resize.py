@@ -7,6 +7,7 @@ guarantees complete patches and blur support), so borders are not darkened.
 """
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,27 +37,26 @@ def patchwise_downscale(frames: np.ndarray, factor: int, sigma: float = 0.0) -> 
     """CaDM patch-wise downscale ``[T,H,W,C]`` -> ``[T,H/s,W/s,C]`` float32 (H, W divisible by s).
 
     The blur kernel spans 2*ceil(s/2)+1 taps, exactly the padded margin, so every tap of every
-    patch lies inside the padded frame.
+    patch lies inside the padded frame. The in-frame weight of a pixel is separable (a 1-D blur of
+    ones along each axis), so normalising costs two short 1-D convolutions.
     """
     s = int(factor)
+    frames = np.asarray(frames, np.float32)
     if s == 1:
-        return np.asarray(frames, np.float32).copy()
+        return frames.copy()
     p = math.ceil(s / 2)
-    k = torch.from_numpy(gaussian_kernel1d(2 * p + 1, sigma))
-    x = _nchw(frames)
-    n, c, h, w = x.shape
-    ones = torch.ones(1, 1, h, w)
-    xp = F.pad(x, (p, p, p, p))  # zeros
-    mp = F.pad(ones, (p, p, p, p))
-
-    def blur(t):
-        ch = t.shape[1]
-        t = F.conv2d(t, k.view(1, 1, -1, 1).expand(ch, 1, -1, 1), groups=ch)
-        return F.conv2d(t, k.view(1, 1, 1, -1).expand(ch, 1, 1, -1), groups=ch)
-
-    num = F.avg_pool2d(blur(xp), s)   # blur shrinks the padded frame back to H x W
-    den = F.avg_pool2d(blur(mp), s)
-    return _nhwc(num / den)
+    k = gaussian_kernel1d(2 * p + 1, sigma)
+    t, h, w, c = frames.shape
+    wy = np.convolve(np.pad(np.ones(h, np.float32), p), k, "valid")  # in-frame weight per row
+    wx = np.convolve(np.pad(np.ones(w, np.float32), p), k, "valid")
+    den = wy.reshape(h // s, s).mean(1)[:, None] * wx.reshape(w // s, s).mean(1)[None, :]
+    out = np.empty((t, h // s, w // s, c), np.float32)
+    for i, frame in enumerate(frames):
+        padded = cv2.copyMakeBorder(frame, p, p, p, p, cv2.BORDER_CONSTANT, value=0)
+        blurred = cv2.sepFilter2D(padded, -1, k, k, borderType=cv2.BORDER_CONSTANT)[p:p + h, p:p + w]
+        blurred = blurred.reshape(h, w, c)
+        out[i] = blurred.reshape(h // s, s, w // s, s, c).mean(axis=(1, 3)) / den[..., None]
+    return out
 
 
 def downscale(frames: np.ndarray, factor: int, method: str = "bicubic", sigma: float = 0.0) -> np.ndarray:
