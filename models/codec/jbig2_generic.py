@@ -126,9 +126,9 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, decoding, d
     """Code (``decoding`` False: ``pad`` -> ``out``) or decode (``data[:n_data]`` -> ``pad``) one
     generic region. Returns the end index of the coded bytes in ``out`` (encoding) or 0.
 
-    Encoding skips runs of pixels whose whole template is 0 in bulk (:func:`_mps_run`): ``nxt``
-    locates the next 1 in each row and ``rdy``/``rhi`` list, per template row dy < 0, the
-    rightmost template dx. The work is bounded by ``h * w`` decisions whatever the data holds.
+    Encoding skips runs of zero pixels whose whole template is 0 in bulk (:func:`_mps_run`):
+    ``nxt`` locates the next 1 in each row and ``rdy``/``rhi`` are the template pixels that can
+    end such a run (:func:`_row_reach`). The work is bounded by ``h * w`` decisions whatever the data holds.
     """
     n0 = _ROWS[template, 0]
     n1 = _ROWS[template, 1]
@@ -204,7 +204,7 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, decoding, d
             else:
                 d = pad[yy, xx]
                 if skip and ctx == 0 and d == 0 and x >= recheck:
-                    end = nxt[yy, xx] - left
+                    end = w
                     for i in range(rdy.shape[0]):
                         e = nxt[yy + rdy[i], xx + rhi[i]] - rhi[i] - left
                         if e < end:
@@ -232,13 +232,19 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, decoding, d
 
 
 def _row_reach(template, at):
-    """Per template row above the pixel (dy < 0): the rightmost dx of its fixed and AT pixels."""
-    fixed = [p for p in _FIXED[template] if p[1] < 0]
-    reach = {}
-    for dx, dy in list(fixed) + [p for p in at if p[1] < 0]:
-        reach[dy] = max(reach.get(dy, dx), dx)
-    dys = sorted(reach)
-    return np.array(dys, np.int64), np.array([reach[d] for d in dys], np.int64)
+    """Template pixels that bound a run of all-zero contexts: per row, the rightmost pixel of each
+    contiguous stretch (the pixel being coded counts in row 0). At a zero context every template
+    pixel is 0, so inside a stretch only its rightmost pixel can meet the next 1 first."""
+    rows = {}
+    for dx, dy in list(_FIXED[template]) + list(at) + [(0, 0)]:
+        rows.setdefault(dy, set()).add(dx)
+    dys, his = [], []
+    for dy, xs in sorted(rows.items()):
+        for dx in sorted(xs):
+            if dx + 1 not in xs:
+                dys.append(dy)
+                his.append(dx)
+    return np.array(dys, np.int64), np.array(his, np.int64)
 
 
 def _padded(bitmap, at):
