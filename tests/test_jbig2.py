@@ -82,6 +82,8 @@ def _maps():
 
 MAPS = _maps()
 CONFIGS = [(t, tp) for t in range(4) for tp in (False, True)]
+# TPGDON with an empty first row predicted from the zero row above (jbig2enc codes that row)
+FIRST_ROW = [(t, True) for t in range(4)]
 
 
 def test_mq_matches_annex_h2_test_sequence():
@@ -112,6 +114,10 @@ def test_jbig2dec_decodes_every_template_and_tpgdon(name, tmp_path):
         ref = jbig2dec(blob, tmp_path)
         assert ref.shape == bitmap.shape, (template, tpgdon)
         np.testing.assert_array_equal(ref, bitmap, err_msg=f"jbig2dec, template {template}, TPGDON {tpgdon}")
+        np.testing.assert_array_equal(jbig2.decode(blob), bitmap)
+    for template, tpgdon in FIRST_ROW:
+        blob = jbig2.encode(bitmap, template=template, tpgdon=tpgdon, typical_first_row=True)
+        np.testing.assert_array_equal(jbig2dec(blob, tmp_path), bitmap)
         np.testing.assert_array_equal(jbig2.decode(blob), bitmap)
 
 
@@ -231,6 +237,11 @@ for t in range(4):
 blob = jbig2.encode(bm, template=0, at=((-5, -2), (4, -1), (0, -3), (-5, 0)), tpgdon=True)
 assert (jbig2.decode(blob) == bm).all()
 out["at"] = blob.hex()
+z = np.zeros((6, 9), np.uint8)
+z[3, 4] = 1
+blob = jbig2.encode(z, template=2, tpgdon=True, typical_first_row=True)
+assert (jbig2.decode(blob) == z).all()
+out["first"] = blob.hex()
 print(json.dumps(out))
 """
 
@@ -250,3 +261,6 @@ def test_pure_python_fallback_matches_numba():
             assert pure[f"{t}{int(tp)}"] == jbig2.encode(bm, template=t, tpgdon=tp).hex()
     assert pure["at"] == jbig2.encode(bm, template=0, at=((-5, -2), (4, -1), (0, -3), (-5, 0)),
                                       tpgdon=True).hex()
+    z = np.zeros((6, 9), np.uint8)
+    z[3, 4] = 1
+    assert pure["first"] == jbig2.encode(z, template=2, tpgdon=True, typical_first_row=True).hex()

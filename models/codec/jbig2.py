@@ -86,12 +86,12 @@ _AT_CANDIDATES = ((3, -1), (2, -1), (-3, -1), (4, -1), (-4, -1), (2, -2), (-2, -
                   (-3, -2), (0, -3), (1, -3), (-1, -3), (-5, 0), (0, -4), (5, -1), (-5, -1))
 
 
-def _search_at(bitmap, template, tpgdon, rows):
+def _search_at(bitmap, template, tpgdon, first, rows):
     """Greedy AT search on the top ``rows`` rows: for each AT pixel in turn, the candidate that
     codes that strip smallest. Returns the AT tuple (nominal when nothing beats it)."""
     strip = bitmap[:rows]
     best_at = NOMINAL_AT[template]
-    best = len(encode_region(strip, template, best_at, tpgdon))
+    best = len(encode_region(strip, template, best_at, tpgdon, first))
     for slot in range(len(AT_BITS[template])):
         for cand in _AT_CANDIDATES:
             trial = list(best_at)
@@ -100,7 +100,7 @@ def _search_at(bitmap, template, tpgdon, rows):
                 trial = check_at(template, trial)
             except GenericRegionError:
                 continue
-            n = len(encode_region(strip, template, trial, tpgdon))
+            n = len(encode_region(strip, template, trial, tpgdon, first))
             if n < best:
                 best, best_at = n, trial
     return best_at
@@ -109,29 +109,33 @@ def _search_at(bitmap, template, tpgdon, rows):
 def choose_params(bitmap, search_at: bool = True):
     """The ``auto`` search: returns ``(template, at, tpgdon, coded_bytes)`` of the smallest coding.
 
-    Every template with and without TPGDON at nominal AT is coded in full; then AT positions are
-    searched for the best template on a strip and kept only if the full coding gets smaller.
+    Every template without TPGDON, with it, and with it predicting an empty first row too, is
+    coded in full at nominal AT; then AT positions are searched for the best of those on a strip
+    and kept only if the full coding gets smaller.
     """
     bitmap = _as_bitmap(bitmap)
-    best = None
+    best, best_first = None, False
+    first_row_empty = not bitmap[0].any()
     for template in range(4):
-        for tpgdon in (False, True):
-            coded = encode_region(bitmap, template, None, tpgdon)
+        for tpgdon, first in ((False, False), (True, False), (True, True)):
+            if first and not first_row_empty:
+                continue  # identical to (True, False)
+            coded = encode_region(bitmap, template, None, tpgdon, first)
             if best is None or len(coded) < len(best[3]):
-                best = (template, NOMINAL_AT[template], tpgdon, coded)
+                best, best_first = (template, NOMINAL_AT[template], tpgdon, coded), first
     if search_at and bitmap.size >= 64 * 64:
         template, at, tpgdon, coded = best
         rows = min(bitmap.shape[0], max(64, bitmap.shape[0] // 4))
-        cand = _search_at(bitmap, template, tpgdon, rows)
+        cand = _search_at(bitmap, template, tpgdon, best_first, rows)
         if cand != at:
-            coded2 = encode_region(bitmap, template, cand, tpgdon)
+            coded2 = encode_region(bitmap, template, cand, tpgdon, best_first)
             if len(coded2) < len(coded):
                 best = (template, cand, tpgdon, coded2)
     return best
 
 
 def encode(bitmap, template: int = 0, tpgdon: bool = False, at=None, auto: bool = False,
-           search_at: bool = True, embedded: bool = False) -> bytes:
+           search_at: bool = True, embedded: bool = False, typical_first_row: bool = False) -> bytes:
     """Encode a bi-level ``[H,W]`` bitmap (1 = black = edge pixel; bool, 0/1 ints or floats, or
     uint8 where nonzero is black) as a lossless JBIG2 generic region.
 
@@ -143,6 +147,8 @@ def encode(bitmap, template: int = 0, tpgdon: bool = False, at=None, auto: bool 
                searched AT positions when ``search_at``.
     embedded:  return the PDF-embedded stream (page info + region segments only) instead of a
                standalone file.
+    typical_first_row: with TPGDON, an empty first row may be predicted from the (all-zero) row
+               above the region; off codes it, as jbig2enc does. Either can be smaller.
     """
     bitmap = _as_bitmap(bitmap)
     h, w = bitmap.shape
@@ -154,7 +160,7 @@ def encode(bitmap, template: int = 0, tpgdon: bool = False, at=None, auto: bool 
         except GenericRegionError as e:
             raise ValueError(str(e)) from None
         template = int(template)
-        coded = encode_region(bitmap, template, at, tpgdon)
+        coded = encode_region(bitmap, template, at, tpgdon, typical_first_row)
     page = _segment(0, SEG_PAGE_INFO, _page_info(w, h))
     region = _segment(1, SEG_IMMEDIATE_LOSSLESS_GENERIC, _region_data(w, h, template, at, tpgdon, coded))
     if embedded:

@@ -121,8 +121,8 @@ def _mps_run(a, c, ct, bp, out, cx, n):
 
 
 @jit
-def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, decoding, data, n_data, out,
-                 nxt, rdy, rhi):
+def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, decoding, data,
+                 n_data, out, nxt, rdy, rhi):
     """Code (``decoding`` False: ``pad`` -> ``out``) or decode (``data[:n_data]`` -> ``pad``) one
     generic region. Returns the end index of the coded bytes in ``out`` (encoding) or 0.
 
@@ -171,8 +171,8 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, decoding, d
                         pad[yy, left + x] = pad[yy - 1, left + x]
                     continue
             else:
-                same = 1
-                for x in range(w):
+                same = 1 if (y > 0 or tp_first) else 0
+                for x in range(w * same):
                     if pad[yy, left + x] != pad[yy - 1, left + x]:
                         same = 0
                         break
@@ -255,8 +255,12 @@ def _padded(bitmap, at):
     return pad, top, left
 
 
-def encode_region(bitmap: np.ndarray, template: int = 0, at=None, tpgdon: bool = False) -> bytes:
+def encode_region(bitmap: np.ndarray, template: int = 0, at=None, tpgdon: bool = False,
+                  typical_first_row: bool = False) -> bytes:
     """Arithmetic-code a bi-level ``[H,W]`` bitmap (nonzero = 1 = black) as generic-region data.
+
+    typical_first_row: with TPGDON, allow the first row to be coded as "same as the row above"
+    (all zero) when it is empty; off codes it pixel by pixel, as jbig2enc does.
 
     Returns the MQ-coded bytes (ending in the 0xFF 0xAC marker), without any segment header.
     """
@@ -269,8 +273,8 @@ def encode_region(bitmap: np.ndarray, template: int = 0, at=None, tpgdon: bool =
     ax, ay, ab = _at_arrays(template, at)
     out = np.zeros(mq.out_capacity(h * w + h), np.uint8)
     rdy, rhi = _row_reach(template, at)
-    end = _code_region(pad, h, w, top, left, template, ax, ay, ab, bool(tpgdon), False,
-                       out[:1], 0, out, _next_one(pad), rdy, rhi)
+    end = _code_region(pad, h, w, top, left, template, ax, ay, ab, bool(tpgdon),
+                       bool(typical_first_row), False, out[:1], 0, out, _next_one(pad), rdy, rhi)
     return out[1:end].tobytes()
 
 
@@ -289,7 +293,7 @@ def decode_region(data, h: int, w: int, template: int = 0, at=None, tpgdon: bool
         n = buf.size
     pad, top, left = _padded(np.zeros((h, w), np.uint8), at)
     ax, ay, ab = _at_arrays(template, at)
-    _code_region(pad, h, w, top, left, template, ax, ay, ab, bool(tpgdon), True, buf, n,
+    _code_region(pad, h, w, top, left, template, ax, ay, ab, bool(tpgdon), True, True, buf, n,
                  np.zeros(1, np.uint8), np.zeros((1, 1), np.int32), np.zeros(0, np.int64),
                  np.zeros(0, np.int64))
     return pad[top:, left:left + w].copy()
