@@ -284,6 +284,7 @@ def decode_pages(data, embedded: bool = False, max_pixels: int = MAX_PIXELS) -> 
         raise JBIG2Error(f"expected bytes, got {type(data).__name__}")
     buf = memoryview(bytes(data))
     pages, page, budget = [], None, int(max_pixels)
+    work = [int(max_pixels)]  # decoded region area, all regions together: bounds the MQ work
     declared = None
     for seg_type, page_no, body in _segments(buf, embedded):
         if seg_type == "pages":
@@ -308,7 +309,7 @@ def decode_pages(data, embedded: bool = False, max_pixels: int = MAX_PIXELS) -> 
         elif seg_type in (SEG_IMMEDIATE_GENERIC, SEG_IMMEDIATE_LOSSLESS_GENERIC):
             if page is None:
                 raise JBIG2Error("generic region before any page information segment")
-            page_region(page, body, max_pixels)
+            page_region(page, body, work)
         elif seg_type == SEG_END_OF_PAGE:
             if page is None:
                 raise JBIG2Error("end of page without a page")
@@ -333,16 +334,20 @@ def decode_pages(data, embedded: bool = False, max_pixels: int = MAX_PIXELS) -> 
     return pages
 
 
-def page_region(page: np.ndarray, body, max_pixels: int = MAX_PIXELS):
-    """Decode one immediate generic-region segment body (7.4.6) onto ``page`` in place."""
+def page_region(page: np.ndarray, body, work: list):
+    """Decode one immediate generic-region segment body (7.4.6) onto ``page`` in place.
+
+    work: one-element list, the region area still allowed; this region's area is taken from it.
+    """
     if len(body) < 18:
         raise JBIG2Error(f"generic region segment too short ({len(body)} bytes)")
     w, h, x, y, rflags = struct.unpack(">IIIIB", bytes(body[:17]))
     flags = body[17]
     if w == 0 or h == 0:
         return
-    if w * h > max_pixels:
-        raise JBIG2Error(f"region {w}x{h} exceeds the pixel cap {max_pixels}")
+    if w * h > work[0]:
+        raise JBIG2Error(f"region {w}x{h} ({w * h} pixels) exceeds the pixel cap ({work[0]} left)")
+    work[0] -= w * h
     if rflags & 0x08:
         raise JBIG2Error("coloured regions are not supported")
     op = rflags & 0x07
