@@ -559,7 +559,8 @@ class MetaVSRABCompare:
                 "label_b": ("STRING", {"default": "B", "tooltip": "Label drawn top-right."}),
             },
             # the frontend's native compare slider renders for an IMAGECOMPARE widget (ComfyUI >= 0.3.66)
-            "optional": {"compare_view": ("IMAGECOMPARE", {"socketless": True})},
+            "optional": {"compare_view": ("IMAGECOMPARE", {"socketless": True, "tooltip":
+                                         "Slider view of A and B (shown after a run)."})},
         }
 
     def run(self, image_a, image_b, split=0.5, label_a="A", label_b="B", compare_view=None):

@@ -29,8 +29,7 @@ def test_registered_with_tooltips():
         assert cls.CATEGORY == "MetaVSR/evaluate" and cls.DESCRIPTION and nid in metavsr.NODE_DISPLAY_NAME_MAPPINGS
         for section in cls.INPUT_TYPES().values():
             for name, spec in section.items():
-                if spec[0] != "IMAGECOMPARE":
-                    assert spec[1].get("tooltip"), f"{nid}.{name} has no tooltip"
+                assert spec[1].get("tooltip"), f"{nid}.{name} has no tooltip"
 
 
 def test_metrics_node_matches_skimage():
