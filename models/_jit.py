@@ -4,6 +4,7 @@
 compiles nothing. Set ``METAVSR_NO_NUMBA=1`` to force the pure-Python path (the tests do, on small
 inputs, to check both paths agree).
 """
+import hashlib
 import os
 
 try:
@@ -16,13 +17,26 @@ except ImportError:  # pragma: no cover - depends on the environment
     HAVE_NUMBA = False
 
 
+def _per_package(f):
+    """Give ``f`` a cache name that includes the name the pack was imported under.
+
+    numba names cache files after the source file and ``__qualname__`` only, but compiled code
+    refers to the other jitted functions it calls by module name. The pack is imported as
+    ``metavsr`` by scripts and tests and under its folder path by ComfyUI, so a shared cache
+    written under one name fails to load under the other (ModuleNotFoundError).
+    """
+    package = f.__module__.split(".")[0]
+    f.__qualname__ = f"{f.__qualname__}_{hashlib.sha1(package.encode()).hexdigest()[:8]}"
+    return f
+
+
 def njit(*args, **kwargs):
     """``numba.njit(cache=True, ...)`` or the identity decorator without numba."""
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return njit()(args[0])
     if HAVE_NUMBA:
         kwargs.setdefault("cache", True)
-        return _numba.njit(*args, **kwargs)
-    if len(args) == 1 and callable(args[0]) and not kwargs:
-        return args[0]
+        return lambda f: _numba.njit(*args, **kwargs)(_per_package(f))
     return lambda f: f
 
 
