@@ -16,18 +16,22 @@ def build():
     wf = Workflow(CLASSES)
     hr = wf.node("LoadImage", image="metavsr_sample.png", pos=(0, 0), size=(320, 380), title="HR image")
     deg = wf.node("MetaVSRChannelDegrade", images=hr[0], regime="HN", pos=(360, 0))
-    down = wf.node("MetaVSRDownscale", images=deg[0], method="patchwise", factor=4, pos=(360, 260))
-    vq = wf.node("MetaVSRBitDepthQuantize", images=down[0], bits=4, scale_factor=4, pos=(360, 430))
+    down = wf.node("MetaVSRDownscale", images=deg[0], method="patchwise", factor=4, pos=(360, 250))
+    vq = wf.node("MetaVSRBitDepthQuantize", images=down[0], bits=4, scale_factor=4, pos=(360, 420))
     jpg = wf.node("MetaVSRJPEG", images=vq[0], quality=60, pos=(360, 720))
     edges = wf.node("MetaVSRCannyMetadata", images=hr[0], mode="thresholds", low=100, high=200, pos=(0, 430))
-    edge_img = wf.node("MaskToImage", mask=edges[0], pos=(0, 700))
-    rate = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], reference=hr[0], pos=(760, 720), size=(340, 220))
-    wf.node("PreviewAny", source=rate[0], pos=(1120, 720), size=(560, 220), title="Bitrate table")
-    x = 760
-    for title, out in (("1 HN channel", deg[0]), ("2 patch-wise x4", down[0]), ("3 4-bit colours", vq[0]),
-                       ("4 JPEG decoded", jpg[0]), ("Canny edges (HR)", edge_img[0])):
-        wf.node("PreviewImage", images=out, pos=(x, 0), size=(300, 340), title=title)
-        x += 320
+    jb2 = wf.node("MetaVSRJBIG2Encode", edges=edges[0], pos=(0, 680))
+    jb2dec = wf.node("MetaVSRJBIG2Decode", bitstream=jb2[0], pos=(0, 1000))
+    wf.node("PreviewAny", source=jb2dec[4], pos=(0, 1180), size=(340, 120), title="JBIG2 round trip")
+    edge_img = wf.node("MaskToImage", mask=jb2dec[0], pos=(360, 900))
+    rate = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], bitstream_2=jb2[0], reference=hr[0],
+                   pos=(360, 1000), size=(340, 230))
+    wf.node("PreviewAny", source=rate[0], pos=(720, 1000), size=(600, 230), title="Bitrate table (base + edges)")
+    grid = wf.node("MetaVSRComparisonGrid", captions="HR\nHN channel\npatch-wise x4\n4-bit colours\nJPEG q60\n"
+                   "edges (JBIG2)", columns=3, resize="nearest", zoom_size=0.0,
+                   images_1=hr[0], images_2=deg[0], images_3=down[0], images_4=vq[0], images_5=jpg[0],
+                   images_6=edge_img[0], pos=(760, 0), size=(340, 470))
+    wf.node("PreviewImage", images=grid[0], pos=(1130, 0), size=(700, 560), title="Every stage, side by side")
     return wf
 
 
