@@ -29,20 +29,25 @@ def ssim(x: torch.Tensor, y: torch.Tensor, space: str = "rgb", crop_border: int 
     b, h, w, c = x.shape
     if h < WINDOW or w < WINDOW:
         raise ValueError(f"ssim: frames of {w}x{h} are smaller than the {WINDOW}x{WINDOW} window")
-    g = _gauss(x.device, x.dtype)
+    # float32 on data centred per channel: the variances then lose no precision to cancellation,
+    # and one stacked convolution serves all five local statistics
+    x, y = x.float(), y.float()
+    g = _gauss(x.device, torch.float32)
     gh, gw = g.view(1, 1, WINDOW, 1), g.view(1, 1, 1, WINDOW)
     c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
     out = []
     for i in range(b):  # per frame: bounded memory on long clips
         a = x[i].permute(2, 0, 1).reshape(c, 1, h, w)
         r = y[i].permute(2, 0, 1).reshape(c, 1, h, w)
-
-        def blur(t):
-            return F.conv2d(F.conv2d(t, gh), gw)
-        mx, my = blur(a), blur(r)
-        sxx = blur(a * a) - mx * mx
-        syy = blur(r * r) - my * my
-        sxy = blur(a * r) - mx * my
-        m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-        out.append(m.mean(dim=(1, 2, 3)).mean())
+        m = a.mean(dim=(2, 3), keepdim=True)
+        a0, r0 = a - m, r - m
+        st = torch.cat([a0, r0, a0 * a0, r0 * r0, a0 * r0]).view(1, 5 * c, h, w)
+        # depthwise (grouped) convolution: several times faster on CPU than a batch of 1-channel maps
+        st = F.conv2d(F.conv2d(st, gh.expand(5 * c, 1, WINDOW, 1), groups=5 * c),
+                      gw.expand(5 * c, 1, 1, WINDOW), groups=5 * c)
+        ma, mr, saa, srr, sar = st.view(5 * c, 1, h - WINDOW + 1, w - WINDOW + 1).split(c)
+        sxx, syy, sxy = saa - ma * ma, srr - mr * mr, sar - ma * mr
+        mx, my = ma + m, mr + m
+        s_map = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+        out.append(s_map.double().mean(dim=(1, 2, 3)).mean())
     return torch.stack(out).float()
