@@ -155,3 +155,21 @@ def test_fuzz_random_mutations():
         assert out.size <= 1 << 18 and out.max(initial=0) <= 1
         decoded += 1
     assert decoded > 100 and failed > 100  # both outcomes really exercised
+
+
+def test_multi_page_files_decode_page_by_page():
+    from metavsr.models.codec.jbig2_generic import encode_region
+    other = np.ones((4, 6), np.uint8)
+    blob = (jbig2.MAGIC + b"\x01" + struct.pack(">I", 2)
+            + page_info(35, 21) + region(35, 21, encode_region(SMALL, 0, None, True), flags=8) + seg(2, 49, b"")
+            + seg(3, 48, struct.pack(">IIIIBH", 6, 4, 0, 0, 1, 0), page=2)
+            + seg(4, 39, struct.pack(">IIIIB", 6, 4, 0, 0, 0) + b"\x04\x02\xff" + encode_region(other, 2), page=2)
+            + seg(5, 49, b"", page=2) + seg(6, 51, b"", 0))
+    pages = jbig2.decode_pages(blob)
+    assert len(pages) == 2
+    np.testing.assert_array_equal(pages[0], SMALL)
+    np.testing.assert_array_equal(pages[1], other)
+    with pytest.raises(JBIG2Error, match="expected one page"):
+        jbig2.decode(blob)
+    with pytest.raises(JBIG2Error, match="pixel cap"):  # the cap counts all pages together
+        jbig2.decode_pages(blob, max_pixels=35 * 21 + 10)
