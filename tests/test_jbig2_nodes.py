@@ -6,7 +6,6 @@ import pytest
 import torch
 from skimage import data
 
-from metavsr.models.codec import jbig2
 from metavsr.models.codec.bitstream import Bitstream
 from metavsr.nodes._check import MetaVSRInputError
 from metavsr.nodes.jbig2 import MetaVSRJBIG2Decode, MetaVSRJBIG2Encode

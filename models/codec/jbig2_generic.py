@@ -154,7 +154,8 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
     With ``skip``, runs of pixels whose whole template is 0 are coded in bulk (:func:`_mps_run`,
     :func:`_mps_run_decode`): ``nxt`` locates the next 1 in each row (the decoder fills it row by
     row as rows complete) and ``rdy``/``rhi`` are the template pixels that can end such a run
-    (:func:`_row_reach`; the decoder gets rows above only, the current row ends a run by itself). The work is bounded by ``h * w`` decisions whatever the data holds.
+    (:func:`_row_reach`; the decoder gets rows above only, the current row ends a run by itself).
+    The work is bounded by ``h * w`` decisions whatever the data holds.
     """
     n0 = _ROWS[template, 0]
     n1 = _ROWS[template, 1]
