@@ -81,6 +81,26 @@ def pad_video(x: torch.Tensor, pad_t: int, pad_h: int, pad_w: int) -> torch.Tens
     return x
 
 
+def vae_tile(size: int, tile: int, overlap: float, min_last: int = 32) -> int:
+    """A VAE tile length near ``tile`` that diffusers' CogVideoX tiler handles for an axis of ``size``.
+
+    diffusers starts tiles every ``int(tile·(1-overlap))`` pixels and crops the latent tiles at that
+    stride, so the stride must be a multiple of 8 (the latent grid) and the last tile, which takes the
+    remainder, must be large enough for the encoder's three 2× downsamplings. Grows the tile in steps
+    of 8 until both hold; returns ``size`` (no tiling on this axis) if none does.
+    """
+    if size <= tile:
+        return tile
+    for t in range(max(tile, 16) // 8 * 8, size, 8):
+        stride = int(t * (1 - overlap))
+        if stride <= 0 or stride % 8:
+            continue
+        last_start = stride * ((size - 1) // stride)
+        if min(t, size - last_start) >= min_last:
+            return t
+    return size
+
+
 class MetaSRPipeline:
     """A loaded CogVideoX-family one-step SR model; also a ``METAVSR_SR_MODEL`` (see
     ``models/receiver.py``).
@@ -104,6 +124,7 @@ class MetaSRPipeline:
         self.tile, self.tile_overlap = 720, 128
         self.chunk, self.chunk_overlap = 49, 16
         self.vae_tiling = True
+        self.vae_tile = (vae.tile_sample_min_height, vae.tile_sample_min_width)  # pixels, before fitting
         self.timestep, self.seed = 399, 0
         self.offload = offload
         self._hooks = []
@@ -255,7 +276,9 @@ class MetaSRPipeline:
         pad_t, pad_h, pad_w = padding(t, h, w)
         total = 2 + self.count_windows(t, h, w)
         if self.vae_tiling:
-            self.vae.enable_tiling()
+            hp, wp = (h + pad_h) * SCALE, (w + pad_w) * SCALE
+            fh, fw = self.vae.tile_overlap_factor_height, self.vae.tile_overlap_factor_width
+            self.vae.enable_tiling(vae_tile(hp, self.vae_tile[0], fh), vae_tile(wp, self.vae_tile[1], fw))
         else:
             self.vae.disable_tiling()
         self.vae.enable_slicing()

@@ -43,23 +43,29 @@ def plan(frames: int, height: int, width: int, chunk: int, chunk_overlap: int, t
     """All windows (time-major) over a latent ``[frames, height, width]`` grid.
 
     Sizes and overlaps are in latent units; a size of 0 means "whole axis". Window sizes are
-    rounded down to the unit (patch size) so every window patchifies.
+    rounded down to the unit (patch size) so every window patchifies, and overlaps up to it.
+    Returns ``(boxes, (overlap_t, overlap_h, overlap_w))``.
     """
     def fit(size, length, unit):
         if size <= 0 or size >= length:
             return length
-        return max(unit, size // unit * unit)
+        return min(length, max(2 * unit, size // unit * unit))  # room for a one-patch overlap
+
+    def lap(overlap, size, length, unit):
+        if size >= length:
+            return 0
+        # at least one patch of overlap, so neighbours always cross-fade (never a hard cut)
+        return min(max(unit, -(-overlap // unit) * unit), size - unit)
 
     ct, th, tw = fit(chunk, frames, unit_t), fit(tile_h, height, unit_hw), fit(tile_w, width, unit_hw)
-    co = min(chunk_overlap, ct - unit_t) if ct < frames else 0
-    oh = min(tile_overlap, th - unit_hw) if th < height else 0
-    ow = min(tile_overlap, tw - unit_hw) if tw < width else 0
+    co, oh, ow = lap(chunk_overlap, ct, frames, unit_t), lap(tile_overlap, th, height, unit_hw), \
+        lap(tile_overlap, tw, width, unit_hw)
     boxes = []
-    for t0 in starts(frames, ct, max(co, 0), unit_t):
-        for h0 in starts(height, th, max(oh, 0), unit_hw):
-            for w0 in starts(width, tw, max(ow, 0), unit_hw):
+    for t0 in starts(frames, ct, co, unit_t):
+        for h0 in starts(height, th, oh, unit_hw):
+            for w0 in starts(width, tw, ow, unit_hw):
                 boxes.append((t0, t0 + ct, h0, h0 + th, w0, w0 + tw))
-    return boxes, (max(co, 0), max(oh, 0), max(ow, 0))
+    return boxes, (co, oh, ow)
 
 
 def weight(box, full, overlaps) -> torch.Tensor:
