@@ -8,8 +8,8 @@ import hashlib
 import os
 
 try:
-    if os.environ.get("METAVSR_NO_NUMBA"):
-        raise ImportError
+    if os.environ.get("METAVSR_NO_NUMBA", "") not in ("", "0"):
+        raise ImportError("disabled by METAVSR_NO_NUMBA")
     import numba as _numba
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - depends on the environment

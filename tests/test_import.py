@@ -35,3 +35,20 @@ def test_import_is_light_and_complete():
     assert out.returncode == 0, out.stderr[-3000:]
     n, _seconds = out.stdout.split()
     assert int(n) >= 10
+
+
+def test_numba_cache_shared_between_import_names(tmp_path):
+    """The pack imported as ``metavsr`` (scripts, tests) and under another name (ComfyUI loads it by
+    folder path) shares one on-disk numba cache: kernels that call other kernels still load."""
+    code = ("import sys; sys.path.insert(0, %r); from _pack import load_pack; p = load_pack(%r);"
+            "import numpy as np; m = sys.modules[%r + '.models.codec.jbig2'];"
+            "b = (np.random.default_rng(0).random((40, 50)) < 0.1).astype(np.uint8);"
+            "assert (m.decode(m.encode(b, template=0)) == b).all();"
+            "q = sys.modules[%r + '.models.codec.bitdepth'];"
+            "q.quantize(np.random.default_rng(0).random((1, 8, 8, 3)), 2); print('ok')")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    for name in ("metavsr", "custom_nodes_pack", "metavsr", "custom_nodes_pack"):
+        out = subprocess.run([sys.executable, "-c", code % (ROOT, name, name, name)], env=env,
+                             capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    assert any(tmp_path.rglob("*.nbi"))  # the cache was really used

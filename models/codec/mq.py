@@ -10,64 +10,15 @@ A context state is one uint8 per context, ``(I << 1) | MPS``, so a context array
 from each call so that numba keeps it in registers inside the region loops; the same functions run
 unchanged as pure Python when numba is missing (or ``METAVSR_NO_NUMBA=1``).
 """
-import os
-import re
-
 import numpy as np
 
-try:  # numba compiles lazily on the first call
-    if os.environ.get("METAVSR_NO_NUMBA", "") not in ("", "0"):
-        raise ImportError("disabled by METAVSR_NO_NUMBA")
-    from numba import njit as _njit
-    from numba.core import caching as _caching
-    HAVE_NUMBA = True
-except ImportError:
-    _njit = _caching = None
-    HAVE_NUMBA = False
-
-
-def _package_scoped(base):
-    """A numba cache locator that files its entries under the importing package's name.
-
-    numba keys its disk cache by source file, but a cached kernel that calls other kernels
-    refers to them by module name: the same folder imported as ``metavsr`` (tests) and as
-    ``custom_nodes/<folder>`` (ComfyUI) would load each other's entries and fail. One subfolder
-    per package name keeps both working side by side.
-    """
-    class Scoped(base):
-        def __init__(self, py_func, py_file):
-            super().__init__(py_func, py_file)
-            root = re.sub(r"\W", "_", py_func.__module__.split(".")[0])
-            self._cache_path = os.path.join(self._cache_path, "numba-" + root)
-    Scoped.__name__ = "PackageScoped" + base.__name__
-    return Scoped
-
-
-if HAVE_NUMBA:
-    try:
-        _SCOPED = (_caching.UserProvidedCacheLocator, _caching.InTreeCacheLocator)
-
-        class _ScopedImpl(_caching.CompileResultCacheImpl):
-            _locator_classes = [_package_scoped(k) for k in _SCOPED] + [
-                k for k in _caching.CompileResultCacheImpl._locator_classes if k not in _SCOPED]
-
-        class _ScopedFunctionCache(_caching.FunctionCache):
-            _impl_class = _ScopedImpl
-    except AttributeError:  # a numba without these internals: plain cache=True
-        _ScopedFunctionCache = None
+from .._jit import HAVE_NUMBA, njit  # noqa: F401  (HAVE_NUMBA is part of this module's API)
 
 
 def jit(fn):
-    """``numba.njit(nogil=True)`` with an on-disk cache (per package name, see
-    :func:`_package_scoped`) when numba is available, else the plain Python function."""
-    if not HAVE_NUMBA:
-        return fn
-    dispatcher = _njit(nogil=True)(fn)
-    if _ScopedFunctionCache is not None:
-        dispatcher._cache = _ScopedFunctionCache(fn)
-    else:
-        dispatcher.enable_caching()
-    return dispatcher
+    """``numba.njit(nogil=True)`` with the pack's per-import-name disk cache (models/_jit.py),
+    or the plain Python function when numba is missing."""
+    return njit(nogil=True)(fn)
 
 
 # Table E.1: (Qe, NMPS, NLPS, SWITCH) for I = 0..46.
