@@ -11,7 +11,7 @@ from ..models.receiver import SR_MODEL_TYPE
 from . import _check
 from ._comfy import model_folders, offload_device, torch_device
 
-DEFAULT_NAME = "DOVE"
+OFFERED = ("DOVE", "MetaSR-edges")  # the README's folder names, listed even before they exist
 KIND_CHOICES = ["auto", "none", "edges", "depth", "edges+depth"]
 _CACHE = {}  # (path, mtime, dtype, device, offload) -> pipeline; one entry, weights are large
 
@@ -21,9 +21,9 @@ def _is_cogvideox(path):
 
 
 def model_names() -> list:
-    """Folder names under every ``diffusers`` model folder that hold a transformer; ``DOVE`` is always
-    offered so shipped workflows open (loading it without the folder explains where it goes)."""
-    names = {DEFAULT_NAME}
+    """Folder names under every ``diffusers`` model folder that hold a transformer; the README's names
+    (``OFFERED``) are always listed so shipped workflows open (loading a missing one says where it goes)."""
+    names = set(OFFERED)
     for root in model_folders("diffusers"):
         if os.path.isdir(root):
             names.update(n for n in os.listdir(root) if _is_cogvideox(os.path.join(root, n)))

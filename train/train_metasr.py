@@ -3,7 +3,7 @@
     python train/train_metasr.py --model models/diffusers/DOVE --data clips/ --out models/diffusers/MetaSR-edges \
         --stage 1 --steps 5000 --metadata edges
     python train/train_metasr.py --model models/diffusers/MetaSR-edges --data clips/ --out ... --stage 2 \
-        --steps 2000 --perceptual dists --lambda-per 1.0 --lambda-frame 1.0
+        --steps 2000 --perceptual lpips --lambda-per 1.0 --lambda-frame 1.0
 
 Data: a folder of HR clips (.mp4/.mkv/.mov/.avi read with PyAV, .npy uint8 [T,H,W,3]) and images
 (.png/.jpg, used as 1-frame clips as DOVE mixes images and videos). Each step takes a random crop of
@@ -125,7 +125,8 @@ def main(argv=None):
     ap.add_argument("--down", default="area", choices=("bicubic", "area", "patchwise"))
     ap.add_argument("--metadata", default="edges", help="comma list of kinds (edges, depth) or 'none'")
     ap.add_argument("--meta-dropout", type=float, default=0.3)
-    ap.add_argument("--perceptual", default="dists", choices=("none", "lpips", "dists"))
+    ap.add_argument("--perceptual", default="lpips", choices=("none", "lpips", "dists"),
+                    help="LPIPS-Alex ships with the pack; DISTS needs the VGG16 file (see the README)")
     ap.add_argument("--lambda-per", type=float, default=1.0)
     ap.add_argument("--lambda-frame", type=float, default=1.0)
     ap.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))

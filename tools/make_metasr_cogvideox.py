@@ -1,0 +1,54 @@
+"""Writes workflows/metasr_cogvideox.json (run from the repo root: python tools/make_metasr_cogvideox.py).
+
+Sender: HR -> area x4 -> JPEG base layer; Canny edges -> JBIG2 (lossless, real bytes). Receiver: a
+MetaSR CogVideoX fine-tune (models/diffusers/MetaSR-edges, trained with train/train_metasr.py from DOVE)
+super-resolves the decoded base layer with the decoded edges, and again pixel-only (use_metadata off,
+the DOVE-equivalent run); metrics and an A/B view compare the two. Swap LoadImage for a video loader
+(e.g. VideoHelperSuite) to run clips: every node takes [T,H,W,C] batches.
+"""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from _pack import load_pack  # noqa: E402
+from tools import comfy_core  # noqa: E402
+from tools.wfbuild import Workflow  # noqa: E402
+
+pack = load_pack()
+CLASSES = {**comfy_core.NODE_CLASS_MAPPINGS, **pack.NODE_CLASS_MAPPINGS}
+
+
+def build():
+    wf = Workflow(CLASSES)
+    hr = wf.node("LoadImage", image="metavsr_sample.png", pos=(0, 0), size=(300, 360), title="HR frames")
+    down = wf.node("MetaVSRDownscale", images=hr[0], method="area", factor=4, pos=(340, 0), title="sender: area x4")
+    jpg = wf.node("MetaVSRJPEG", images=down[0], quality=40, subsampling="4:2:0", pos=(340, 180),
+                  title="sender: JPEG base layer")
+    edges = wf.node("MetaVSRCannyMetadata", images=hr[0], mode="thresholds", low=100, high=200, pos=(0, 420),
+                    title="sender: Canny on HR")
+    enc = wf.node("MetaVSRJBIG2Encode", edges=edges[0], pos=(340, 420), title="sender: JBIG2 edges")
+    dec = wf.node("MetaVSRJBIG2Decode", bitstream=enc[0], pos=(700, 420), title="receiver: decode edges")
+    model = wf.node("MetaVSRLoadCogVideoXSR", model="MetaSR-edges", pos=(700, 0), size=(360, 330),
+                    title="MetaSR (CogVideoX one-step)")
+    sr_meta = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=jpg[0], use_metadata=True,
+                      edges=dec[0], pos=(1100, 0), title="SR with edge tokens")
+    sr_plain = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=jpg[0], use_metadata=False,
+                       edges=dec[0], pos=(1100, 200), title="SR pixel-only (DOVE-style)")
+    rate = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], bitstream_2=enc[0], reference=hr[0], pos=(700, 620),
+                   size=(340, 220))
+    wf.node("PreviewAny", source=rate[0], pos=(1100, 620), size=(520, 200), title="Bits: base layer + edges")
+    y = 0
+    for label, sr in (("with edges", sr_meta), ("pixel-only", sr_plain)):
+        met = wf.node("MetaVSRMetrics", images=sr[0], reference=hr[0], color_space="RGB", crop_border=4,
+                      lpips_net="alex", dists=False, label=label, pos=(1440, y))
+        wf.node("PreviewAny", source=met[4], pos=(1800, y), size=(460, 250), title=f"metrics: {label}")
+        y += 300
+    ab = wf.node("MetaVSRABCompare", image_a=sr_plain[0], image_b=sr_meta[0], split=0.5, label_a="pixel-only",
+                 label_b="with edges", pos=(2300, 0), size=(340, 300))
+    wf.node("PreviewImage", images=ab[0], pos=(2680, 0), size=(520, 560), title="A/B: pixel-only | with edges")
+    return wf
+
+
+if __name__ == "__main__":
+    build().save(os.path.join(ROOT, "workflows", "metasr_cogvideox.json"))
