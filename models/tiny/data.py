@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..codec.degrade import REGIMES, channel_degrade
 from ..codec.jpeg import jpeg_decode, jpeg_encode
 from ..codec.resize import downscale
+from ..metadata import edge_rate
 from ..metadata.canny import canny_edges
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
@@ -202,20 +203,6 @@ def sample_channel(rng):
     return 10.0 + 10.0 * (t - 1), 7, 0.8 + 0.4 * (t - 1)
 
 
-def thin_edges(edges: np.ndarray) -> np.ndarray:
-    """[H,W] uint8 0/1 -> one-pixel-wide skeleton (scikit-image ``skeletonize``)."""
-    from skimage.morphology import skeletonize
-    return skeletonize(edges.astype(bool)).astype(np.uint8)
-
-
-def half_resolution(edges: np.ndarray) -> np.ndarray:
-    """Edge map coded at 1/2 resolution (a low pixel is set if any of its 2x2 is) and nearest-
-    neighbour upscaled at the receiver. [H,W] uint8, H and W even."""
-    h, w = edges.shape
-    low = edges.reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3))
-    return np.repeat(np.repeat(low, 2, 0), 2, 1)
-
-
 def sample_edges(hr: np.ndarray, rng) -> np.ndarray:
     """A Canny edge map of ``hr`` [H,W,3] float 0..1 at random thresholds -> [H,W] uint8."""
     high = float(np.exp(rng.uniform(np.log(40), np.log(600))))
@@ -223,9 +210,9 @@ def sample_edges(hr: np.ndarray, rng) -> np.ndarray:
     e = canny_edges(hr[None], low, high)[0]
     u = rng.random()
     if u < 0.2:
-        e = thin_edges(e)
-    elif u < 0.4:
-        e = half_resolution(e)
+        e = edge_rate.thin(e)
+    elif u < 0.4:  # coded at 1/2 resolution, nearest-neighbour upscaled at the receiver
+        e = edge_rate.upscale(edge_rate.reduce(e, 2), 2, e.shape)
     return e
 
 
