@@ -40,6 +40,18 @@ def _deep_metric(fn, name, *args, **kw):
         raise _check.MetaVSRInputError(f"{name}: {e}") from None
 
 
+def _on_device(fn, x, y, chunk=8, overlap=0, **kw):
+    """Run a per-frame metric on the compute device a few frames at a time, so a long clip never has to
+    fit on the GPU at once. ``overlap`` frames are repeated between chunks (1 for per-pair metrics)."""
+    dev = torch_device()
+    step = chunk - overlap
+    parts = []
+    for s in range(0, max(x.shape[0] - overlap, 1), step):
+        xs, ys = x[s:s + chunk].to(dev), y[s:s + chunk].to(dev)
+        parts.append(fn(xs, ys, **kw).double().cpu())
+    return torch.cat(parts)
+
+
 def _pair(images, reference, min_size=1):
     """Check an output/reference pair; a 1-frame reference is compared with every frame."""
     x = _check.image("images", images, channels=(3,), min_size=min_size)
@@ -75,7 +87,8 @@ class MetaVSRMetrics:
     DESCRIPTION = ("Full-reference quality of images (or video frames) against the HR reference: PSNR and SSIM "
                    "(RGB on 0..1, or BT.601 luma Y on 16..235 as in SR papers), LPIPS (AlexNet weights ship with "
                    "the pack; VGG needs a converted file) and DISTS (needs the VGG file). Outputs the mean over "
-                   "frames; the table lists every frame. In a sweep (list execution) it runs once per item.")
+                   "frames (-1 for a metric switched off); the table lists every frame. In a sweep (list execution) "
+                   "it runs once per item.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("FLOAT", "FLOAT", "FLOAT", "FLOAT", "STRING")
     RETURN_NAMES = ("psnr", "ssim", "lpips", "dists", "table")
@@ -121,13 +134,12 @@ class MetaVSRMetrics:
         progress.update()
         s = M.ssim(x, y, space, crop).double()
         progress.update()
-        dev = torch_device()
         lp = ds = None
         if lpips_net != "off":
-            lp = _deep_metric(M.lpips, f"lpips_net={lpips_net}", x.to(dev), y.to(dev), net=lpips_net).double().cpu()
+            lp = _deep_metric(_on_device, f"lpips_net={lpips_net}", M.lpips, x, y, net=lpips_net)
             progress.update()
         if dists:
-            ds = _deep_metric(M.dists, "dists", x.to(dev), y.to(dev)).double().cpu()
+            ds = _deep_metric(_on_device, "dists", M.dists, x, y)
             progress.update()
         mean = lambda t: None if t is None else float(t.mean())
         sp = "Y" if space == "y" else "RGB"
@@ -174,8 +186,7 @@ class MetaVSRTemporalMetrics:
         progress = Progress(3)
         of = M.tof(x, y).double()
         progress.update()
-        dev = torch_device()
-        lp = _deep_metric(M.tlp, f"lpips_net={lpips_net}", x.to(dev), y.to(dev), net=lpips_net).double().cpu()
+        lp = _deep_metric(_on_device, f"lpips_net={lpips_net}", M.tlp, x, y, overlap=1, net=lpips_net)
         progress.update()
         ew = M.ewarp(x, y if ewarp_flow == "reference" else None).double() * 1e3
         progress.update()

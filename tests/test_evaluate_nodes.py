@@ -69,6 +69,15 @@ def test_missing_vgg_becomes_input_error(monkeypatch, tmp_path):
         E.MetaVSRMetrics().run(ref, ref, "RGB", 0, "off", True)
 
 
+def test_long_clips_are_chunked_identically():
+    """Frames go to the device 8 at a time; per-frame and per-pair values do not depend on the chunking."""
+    gt = _img(48, 64, frames=11, dx=1)
+    out = torch.flip(gt, dims=[2])
+    full = E.M.lpips(out, gt)
+    torch.testing.assert_close(E._on_device(E.M.lpips, out, gt).float(), full)
+    torch.testing.assert_close(E._on_device(E.M.tlp, out, gt, chunk=4, overlap=1).float(), E.M.tlp(out, gt))
+
+
 def test_temporal_node():
     gt = _img(frames=3, dx=2)
     res = E.MetaVSRTemporalMetrics().run(gt[[0, 2, 1]], gt, "alex", "reference")
@@ -208,7 +217,10 @@ def test_ab_compare_split_and_ui():
     assert len(ui["a_images"]) == len(ui["b_images"]) == 1 and ui["a_images"][0]["type"] == "temp"
     assert "IMAGECOMPARE" == E.MetaVSRABCompare.INPUT_TYPES()["optional"]["compare_view"][0]
     from tempfile import gettempdir
-    assert os.path.exists(os.path.join(gettempdir(), "metavsr_preview", ui["b_images"][0]["filename"]))
+    for rec in ui["a_images"] + ui["b_images"]:
+        path = os.path.join(gettempdir(), "metavsr_preview", rec["filename"])
+        assert os.path.exists(path)
+        os.remove(path)
 
 
 def test_edge_overlay():
