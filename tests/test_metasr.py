@@ -369,3 +369,23 @@ def test_receiver_interface(pipes):
         pipe.upscale(x, {"edges": edges})
     pipe.metadata_kinds = ("edges", "depth")
     assert torch.equal(pipe.upscale(x, {"edges": edges}), pipe(x, [edges]))
+
+
+def test_long_videos_run_in_cross_faded_segments(pipes):
+    """Frames seen by one segment are that segment's own run; frames in an overlap are a convex
+    mix of the two runs, weighted by linear ramps."""
+    pipe = copy.copy(pipes["tiny_2b"])
+    x = _video(20, 8, 8)
+    pipe.segment, pipe.segment_overlap = 9, 4
+    calls = []
+    out = pipe(x, progress=lambda d, t: calls.append((d, t)))
+    assert out.shape == (20, 32, 32, 3)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[-1][0] == calls[-1][1]
+    assert windows.starts(20, 9, 4) == [0, 4, 7, 11]
+    pipe.segment = 0
+    a, b = pipe(x[0:9]), pipe(x[4:13])
+    assert (out[:4] - a[:4]).abs().max() < 1e-6  # frames 0-3: only the first segment
+    wa = windows.ramp(9, 4, True, False)[4:7, None, None, None]  # frames 4-6: first and second segment
+    wb = windows.ramp(9, 4, False, False)[:3, None, None, None]
+    assert (out[4:7] - (a[4:7] * wa + b[:3] * wb) / (wa + wb)).abs().max() < 1e-5
+    assert (a[4:7] - b[:3]).abs().max() > 1e-3  # the two runs differ, so the mix is tested

@@ -108,7 +108,8 @@ class MetaSRPipeline:
     Settings (attributes, changeable between calls): ``tile`` / ``tile_overlap`` — DiT window and
     overlap in output pixels (0 = whole frame), ``chunk`` / ``chunk_overlap`` — DiT window and
     overlap in output frames (0 = whole video), ``vae_tiling`` — diffusers' blended VAE tiling,
-    ``timestep`` (399), ``seed`` (VAE posterior sample), ``pad_mode`` ("zeros" as DOVE).
+    ``segment`` / ``segment_overlap`` — frames per full run on long videos (0 = whole video; segments
+    cross-fade in pixels), ``timestep`` (399), ``seed`` (VAE posterior sample).
     """
     scale = SCALE
 
@@ -123,6 +124,8 @@ class MetaSRPipeline:
         self.metadata_kinds = tuple(metadata_kinds)
         self.tile, self.tile_overlap = 720, 128
         self.chunk, self.chunk_overlap = 49, 16
+        # segments bound device memory on long videos (the VAE holds a whole segment)
+        self.segment, self.segment_overlap = 121, 8
         self.vae_tiling = True
         self.vae_tile = (vae.tile_sample_min_height, vae.tile_sample_min_width)  # pixels, before fitting
         self.timestep, self.seed = 399, 0
@@ -273,6 +276,32 @@ class MetaSRPipeline:
         frames = check_frames(frames)
         t, h, w, _ = frames.shape
         maps = check_metadata(metadata, t, h * SCALE, w * SCALE)
+        if self.segment and t > self.segment:
+            return self._segments(frames, maps, progress)
+        return self._run(frames, maps, progress)
+
+    def _segments(self, frames, maps, progress):
+        """Long videos: overlapping segments of ``segment`` frames, each a full pipeline run (so device
+        memory does not grow with the video), cross-faded over ``segment_overlap`` frames."""
+        t, h, w, _ = frames.shape
+        size = self.segment
+        overlap = max(1, min(self.segment_overlap, size - 1))
+        starts = windows.starts(t, size, overlap)
+        out = torch.zeros(t, h * SCALE, w * SCALE, 3)
+        wsum = torch.zeros(t, 1, 1, 1)
+        per = 2 + self.count_windows(size, h, w)
+        for i, s in enumerate(starts):
+            def sub(done, total, i=i):
+                if progress is not None:
+                    progress(i * per + min(done, per), per * len(starts))
+            y = self._run(frames[s:s + size], [m[s:s + size] for m in maps], sub)
+            wt = windows.ramp(size, overlap, s == 0, s + size == t)[:, None, None, None]
+            out[s:s + size] += y * wt
+            wsum[s:s + size] += wt
+        return out / wsum
+
+    def _run(self, frames, maps, progress):
+        t, h, w, _ = frames.shape
         pad_t, pad_h, pad_w = padding(t, h, w)
         total = 2 + self.count_windows(t, h, w)
         if self.vae_tiling:
