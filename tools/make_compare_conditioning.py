@@ -1,11 +1,12 @@
 """Writes workflows/compare_conditioning.json (run from the repo root:
 python tools/make_compare_conditioning.py).
 
-Two sender settings for the same HR image (area vs CaDM patch-wise downscaling, same JPEG base layer),
-shown in a comparison grid with a zoomed crop, an A/B split view and metric tables; below, one queue
-run sweeps the JPEG quality for both settings (ComfyUI list execution) and draws the RD curves with
-the BD-rate of patch-wise against area. Once a weight-free receiver exists, A/B becomes the same
-receiver with and without metadata.
+The same decoded LR (bicubic x4 + JPEG q40) through the embedded receiver with and without the
+transmitted edge metadata (Canny, thinned, JBIG2 at 1/2 resolution), beside bicubic: a comparison
+grid with a zoomed crop and the edge overlay, an A/B split view, metric and bitrate tables. Below, one
+queue run sweeps the JPEG quality (ComfyUI list execution) and draws the rate-distortion curves of
+"pixel-only" (rate = JPEG) and "with edges" (rate = JPEG + JBIG2), in PSNR and in LPIPS, with the
+BD-rate of the metadata-aware receiver against the pixel-only one.
 """
 import os
 import sys
@@ -18,62 +19,79 @@ from tools.wfbuild import Workflow  # noqa: E402
 
 pack = load_pack()
 CLASSES = {**comfy_core.NODE_CLASS_MAPPINGS, **pack.NODE_CLASS_MAPPINGS}
-SETTINGS = (("A", "area", "A: area x4 + JPEG q40"), ("B", "patchwise", "B: patch-wise x4 + JPEG q40"))
+QUALITY = 40
+SWEEP = "10, 20, 30, 45, 60, 80"
 
 
 def build():
     wf = Workflow(CLASSES)
     hr = wf.node("LoadImage", image="metavsr_sample.png", pos=(0, 0), size=(300, 360), title="HR image")
-    edges = wf.node("MetaVSRCannyMetadata", images=hr[0], mode="thresholds", low=100, high=200, pos=(0, 400))
-    overlay = wf.node("MetaVSREdgeOverlay", images=hr[0], mask=edges[0], color="#ff2020", opacity=1.0, pos=(0, 680))
+    down = wf.node("MetaVSRDownscale", images=hr[0], method="bicubic", factor=4, pos=(340, 0), title="x4 bicubic")
+    jpg = wf.node("MetaVSRJPEG", images=down[0], quality=QUALITY, subsampling="4:2:0", pos=(340, 170),
+                  title=f"JPEG q{QUALITY} base layer")
+    canny = wf.node("MetaVSRCannyMetadata", images=hr[0], mode="target density", target_density=0.04,
+                    pos=(0, 400), title="Canny edges on the HR")
+    enc = wf.node("MetaVSRJBIG2Encode", edges=canny[0], template="auto", thinning=True, resolution="1/2",
+                  reduce_method="any", pos=(340, 400), title="JBIG2 (thinned, 1/2 resolution)")
+    dec = wf.node("MetaVSRJBIG2Decode", bitstream=enc[0], original=canny[0], pos=(340, 700),
+                  title="JBIG2 decode (receiver)")
 
-    # --- one operating point per setting -------------------------------------------------------
-    sr, y = {}, 0
-    for key, method, label in SETTINGS:
-        down = wf.node("MetaVSRDownscale", images=hr[0], method=method, factor=4, pos=(340, y),
-                       title=f"{key}: {method} x4")
-        jpg = wf.node("MetaVSRJPEG", images=down[0], quality=40, subsampling="4:2:0", pos=(340, y + 200),
-                      title=f"{key}: JPEG q40")
-        up = wf.node("MetaVSRUpscale", images=jpg[0], method="bicubic", factor=4, pos=(700, y),
-                     title=f"{key}: bicubic x4 (receiver stand-in)")
-        rate = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], reference=hr[0], pos=(700, y + 140))
-        met = wf.node("MetaVSRMetrics", images=up[0], reference=hr[0], color_space="RGB", crop_border=4,
+    model = wf.node("MetaVSRLoadEmbeddedReceiver", weights="tiny_sr_x4.safetensors", device="auto",
+                    tile_size=192, pos=(700, 0), title="Embedded receiver")
+    sr_p = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=jpg[0], use_metadata=False,
+                   pos=(700, 180), title="A: pixel-only")
+    sr_e = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=jpg[0], use_metadata=True,
+                   edges=dec[0], pos=(700, 360), title="B: with edges")
+    bic = wf.node("MetaVSRUpscale", images=jpg[0], method="bicubic", factor=4, pos=(700, 560), title="bicubic")
+
+    rate_p = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], reference=hr[0], pos=(1040, 0), title="rate A (JPEG)")
+    rate_e = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], bitstream_2=enc[0], reference=hr[0], pos=(1040, 200),
+                     title="rate B (JPEG + JBIG2)")
+    wf.node("PreviewAny", source=rate_p[0], pos=(1380, 0), size=(520, 150), title="A: bits")
+    wf.node("PreviewAny", source=rate_e[0], pos=(1380, 170), size=(520, 170), title="B: bits")
+    y = 420
+    for img, label in ((sr_p, f"A: pixel-only, q{QUALITY}"), (sr_e, f"B: with edges, q{QUALITY} + JBIG2"),
+                       (bic, f"bicubic, q{QUALITY}")):
+        met = wf.node("MetaVSRMetrics", images=img[0], reference=hr[0], color_space="RGB", crop_border=0,
                       lpips_net="alex", dists=False, label=label, pos=(1040, y))
-        wf.node("PreviewAny", source=rate[0], pos=(1040, y + 270), size=(520, 150), title=f"{key}: bitrate")
-        wf.node("PreviewAny", source=met[4], pos=(1380, y), size=(480, 250), title=f"{key}: metrics")
-        sr[key] = (up, met)
-        y += 460
+        wf.node("PreviewAny", source=met[4], pos=(1380, y), size=(520, 200), title=f"metrics: {label}")
+        y += 270
 
-    grid = wf.node("MetaVSRComparisonGrid", images_1=hr[0], images_2=sr["A"][0][0], images_3=sr["B"][0][0],
-                   images_4=overlay[0], captions="HR\n" + "\n".join(s[2] for s in SETTINGS) + "\nCanny metadata",
-                   columns=4, resize="nearest", zoom_size=0.3, zoom_x=0.47, zoom_y=0.3, font_size=16,
-                   pos=(1900, 0), size=(340, 420))
-    wf.node("PreviewImage", images=grid[0], pos=(2260, 0), size=(720, 420), title="Comparison grid")
-    ab = wf.node("MetaVSRABCompare", image_a=sr["A"][0][0], image_b=sr["B"][0][0], split=0.5,
-                 label_a="A: area", label_b="B: patch-wise", pos=(1900, 460), size=(340, 300))
-    wf.node("PreviewImage", images=ab[0], pos=(2260, 460), size=(420, 420), title="A/B split view")
+    overlay = wf.node("MetaVSREdgeOverlay", images=hr[0], mask=dec[0], color="#ff2020", opacity=1.0,
+                      pos=(700, 720), title="decoded edges on the HR")
+    grid = wf.node("MetaVSRComparisonGrid", images_1=hr[0], images_2=bic[0], images_3=sr_p[0], images_4=sr_e[0],
+                   images_5=overlay[0],
+                   captions=f"HR\nbicubic (q{QUALITY})\nA: pixel-only\nB: with edges\ntransmitted edges",
+                   columns=5, resize="nearest", zoom_size=0.3, zoom_x=0.47, zoom_y=0.3, font_size=16,
+                   pos=(1940, 0), size=(340, 440))
+    wf.node("PreviewImage", images=grid[0], pos=(2300, 0), size=(900, 420), title="Comparison grid")
+    ab = wf.node("MetaVSRABCompare", image_a=sr_p[0], image_b=sr_e[0], split=0.5, label_a="A: pixel-only",
+                 label_b="B: with edges", pos=(1940, 480), size=(340, 300))
+    wf.node("PreviewImage", images=ab[0], pos=(2300, 460), size=(460, 460), title="A/B split view")
 
-    # --- RD sweep: one queue run, list execution ------------------------------------------------
-    y0 = 960
-    sweep = wf.node("MetaVSRSweepValues", values="10, 25, 40, 60, 80, 95", pos=(0, y0), title="JPEG qualities")
-    pts = {}
-    for i, (key, method, _) in enumerate(SETTINGS):
-        yy = y0 + i * 320
-        down = wf.node("MetaVSRDownscale", images=hr[0], method=method, factor=4, pos=(340, yy),
-                       title=f"sweep {key}: {method} x4")
-        jpg = wf.node("MetaVSRJPEG", images=down[0], quality=sweep[0], subsampling="4:2:0", pos=(700, yy),
-                      title=f"sweep {key}: JPEG")
-        up = wf.node("MetaVSRUpscale", images=jpg[0], method="bicubic", factor=4, pos=(1040, yy))
-        rate = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], reference=hr[0], pos=(1040, yy + 140))
-        met = wf.node("MetaVSRMetrics", images=up[0], reference=hr[0], color_space="RGB", crop_border=4,
-                      lpips_net="off", dists=False, label=f"sweep {key}", pos=(1380, yy))
-        pts[key] = (rate["total_bpp"], met["psnr"])
-    rd = wf.node("MetaVSRRDCurve", rate_1=pts["A"][0], quality_1=pts["A"][1], name_1="area x4 + JPEG",
-                 rate_2=pts["B"][0], quality_2=pts["B"][1], name_2="patch-wise x4 + JPEG", anchor=1,
-                 rate_label="bits per HR pixel", quality_label="PSNR (dB)", show_hull=False,
-                 pos=(1900, y0), size=(340, 520))
-    wf.node("PreviewImage", images=rd[0], pos=(2260, y0), size=(720, 500), title="RD curves")
-    wf.node("PreviewAny", source=rd[1], pos=(2260, y0 + 520), size=(720, 260), title="BD-rate table")
+    # --- RD sweep: one queue run over JPEG qualities (list execution) ----------------------------
+    y0 = 1260
+    sweep = wf.node("MetaVSRSweepValues", values=SWEEP, pos=(0, y0), title="JPEG qualities")
+    s_jpg = wf.node("MetaVSRJPEG", images=down[0], quality=sweep[0], subsampling="4:2:0", pos=(340, y0),
+                    title="sweep: JPEG")
+    s_p = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=s_jpg[0], use_metadata=False,
+                  pos=(700, y0), title="sweep A: pixel-only")
+    s_e = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=s_jpg[0], use_metadata=True,
+                  edges=dec[0], pos=(700, y0 + 180), title="sweep B: with edges")
+    r_p = wf.node("MetaVSRBitrate", bitstream_1=s_jpg[1], reference=hr[0], pos=(1040, y0), title="sweep A: rate")
+    r_e = wf.node("MetaVSRBitrate", bitstream_1=s_jpg[1], bitstream_2=enc[0], reference=hr[0], pos=(1040, y0 + 200),
+                  title="sweep B: rate")
+    m_p = wf.node("MetaVSRMetrics", images=s_p[0], reference=hr[0], color_space="RGB", crop_border=0,
+                  lpips_net="alex", dists=False, label="sweep A", pos=(1380, y0))
+    m_e = wf.node("MetaVSRMetrics", images=s_e[0], reference=hr[0], color_space="RGB", crop_border=0,
+                  lpips_net="alex", dists=False, label="sweep B", pos=(1380, y0 + 270))
+    for k, (metric, label, higher) in enumerate((("psnr", "PSNR (dB)", True), ("lpips", "LPIPS-Alex (lower is better)", False))):
+        rd = wf.node("MetaVSRRDCurve", rate_1=r_p["total_bpp"], quality_1=m_p[metric], name_1="pixel-only",
+                     rate_2=r_e["total_bpp"], quality_2=m_e[metric], name_2="with edges (JPEG + JBIG2)", anchor=1,
+                     rate_label="bits per HR pixel", quality_label=label, higher_is_better=higher,
+                     pos=(1940, y0 + k * 560), size=(340, 520), title=f"RD curve ({metric})")
+        wf.node("PreviewImage", images=rd[0], pos=(2300, y0 + k * 560), size=(620, 420), title=f"RD: {metric}")
+        wf.node("PreviewAny", source=rd[1], pos=(2940, y0 + k * 560), size=(560, 300), title=f"BD-rate ({metric})")
     return wf
 
 
