@@ -446,7 +446,7 @@ def side_by_side(report: dict, hr: np.ndarray, path: str, regime: str = "HN", cr
         canvas.paste(im, (x0, top))
         draw.text((x0 + 2, 8), label, fill="black", font=font)
     draw.text((2, tile + top + 5), f"{name}, {regime} channel, crop {c}x{c} at ({x},{y}) shown x{zoom}; "
-              f"with-edges uses no more bits than pixel-only", fill="black", font=font)
+              f"rates and PSNR of the whole image; with-edges uses no more bits than pixel-only", fill="black", font=font)
     canvas.save(path)
     return dict(image=name, regime=regime, pixel_only=po["setting"], with_edges=pe["setting"],
                 pixel_only_bits=po["bits"], with_edges_bits=pe["bits"],
