@@ -80,6 +80,15 @@ def soft_empty_cache():
         torch.cuda.empty_cache()
 
 
+def temp_dir() -> str:
+    """Where ComfyUI serves temporary previews from (``type: "temp"``); the system temp folder
+    outside ComfyUI."""
+    if _fp is not None:
+        return _fp.get_temp_directory()
+    import tempfile
+    return os.path.join(tempfile.gettempdir(), "metavsr_preview")
+
+
 def model_folders(kind: str) -> list:
     """Folders ComfyUI searches for ``kind`` (``extra_model_paths.yaml`` included); outside
     ComfyUI, ``$METAVSR_MODELS/<kind>`` if set."""

@@ -15,7 +15,7 @@ from ..models import metrics as M
 from ..models.metrics import features as metric_files
 from ..models.metrics.common import MIN_DEEP_SIZE
 from . import _check
-from ._comfy import Progress, model_folders, register_model_folder, torch_device
+from ._comfy import Progress, model_folders, register_model_folder, temp_dir, torch_device
 
 CATEGORY = "MetaVSR/evaluate"
 MAX_GRID_INPUTS = 6
@@ -532,11 +532,7 @@ def _save_previews(images: torch.Tensor, prefix: str) -> list:
     Outside ComfyUI (tests, scripts) the files go to the system temp folder.
     """
     from PIL import Image
-    try:  # only the server knows its temp folder; the rest of the pack runs without it
-        import folder_paths
-        root, kind = folder_paths.get_temp_directory(), "temp"
-    except Exception:
-        root, kind = os.path.join(tempfile.gettempdir(), "metavsr_preview"), "temp"
+    root, kind = temp_dir(), "temp"
     os.makedirs(root, exist_ok=True)
     records = []
     for i in range(min(images.shape[0], MAX_PREVIEW_FRAMES)):
