@@ -18,7 +18,8 @@ from metavsr.models.metasr import MetaSRInputError, MetaSRModelError, configs, l
 from metavsr.models.metasr.pipeline import vae_tile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PRESETS = ("tiny_15", "tiny_2b")
+PRESETS = ("tiny_15", "tiny_2b", "tiny_5b")
+DOVE_PRESETS = PRESETS
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def _latent(tf, seed=0):
 
 
 # ---- DOVE parity ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", DOVE_PRESETS)
 def test_matches_dove_inference_code(pipes, preset):
     ref = np.load(os.path.join(HERE, "data", "metasr_dove_reference.npz"))
     pipe = pipes[preset]
@@ -161,7 +162,7 @@ def test_metadata_changes_output_and_order_does_not_matter(pipes):
 
 # ---- shapes -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("preset,t", [("tiny_15", 1), ("tiny_15", 2), ("tiny_15", 9), ("tiny_15", 10),
-                                      ("tiny_15", 17), ("tiny_2b", 1), ("tiny_2b", 10)])
+                                      ("tiny_15", 17), ("tiny_2b", 1), ("tiny_2b", 10), ("tiny_5b", 2)])
 def test_frame_counts_and_odd_sizes(pipes, preset, t):
     x = _video(t, 7, 9)
     out = pipes[preset](x, [torch.rand(1, 28, 36, 1)])
@@ -192,7 +193,7 @@ def _denoise(q, lat, metas=()):
         return q.denoise(lat, list(metas), q.prompt_embedding)
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", DOVE_PRESETS)
 def test_windows_blend_exactly_when_tokens_are_independent(pipes, preset):
     """Without attention every token is computed alone, so any window layout must give the untiled
     result: the weights are a partition of unity and each window gets its global positions."""
@@ -210,7 +211,7 @@ def test_windows_blend_exactly_when_tokens_are_independent(pipes, preset):
         assert (out - ref).abs().max() < 1e-5, (tile, chunk)
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", DOVE_PRESETS)
 def test_tiling_on_vs_off_within_tolerance(pipes, preset):
     """With (weakened) attention, windows see less context than the whole clip; the blended result
     stays close to the untiled one, end to end through the VAE."""

@@ -40,6 +40,9 @@ PRESETS = {
     # tiny_2b: sincos absolute positions, frame-wise patches (the 2B layout)
     "tiny_2b": (dict(_TINY_T, use_rotary_positional_embeddings=False),
                 dict(_TINY_VAE, scaling_factor=1.15258426), SCHEDULER_2B),
+    # tiny_5b: 3D RoPE with frame-wise patches (the CogVideoX-5B layout)
+    "tiny_5b": (dict(_TINY_T, use_rotary_positional_embeddings=True),
+                dict(_TINY_VAE, scaling_factor=0.7), SCHEDULER_15_5B),
     # tiny_15: 3D RoPE, patch_size_t = 2, no patch bias (the CogVideoX1.5 / DOVE layout)
     "tiny_15": (dict(_TINY_T, use_rotary_positional_embeddings=True, patch_size_t=2, patch_bias=False),
                 dict(_TINY_VAE, scaling_factor=0.7), SCHEDULER_15_5B),
