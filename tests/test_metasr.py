@@ -348,6 +348,7 @@ def test_bf16_runs(folders):
     (torch.full((1, 8, 8, 3), float("nan")), None, "NaN"),
     (torch.full((1, 8, 8, 3), 2.0), None, "0..1"),
     ([[0.5]], None, "tensor"),
+    (torch.zeros(1, 1, 2049, 3), None, "8192 px"),
     (torch.rand(2, 8, 8, 3), torch.rand(2, 32, 32, 1), "list"),
     (torch.rand(2, 8, 8, 3), [torch.rand(2, 8, 8, 1)], "output is 32x32"),
     (torch.rand(2, 8, 8, 3), [torch.rand(3, 32, 32, 1)], "3 frames"),

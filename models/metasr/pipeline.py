@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from . import tokens, windows
 
 SCALE = 4
+MAX_OUTPUT_SIDE = 8192  # output frames beyond 8K would not fit a workstation's host memory per segment
 
 
 class MetaSRInputError(ValueError):
@@ -32,6 +33,10 @@ def check_frames(frames) -> torch.Tensor:
         raise MetaSRInputError(f"frames: expected [T,H,W,3] (RGB), got shape {tuple(frames.shape)}.")
     if min(frames.shape[:3]) == 0:
         raise MetaSRInputError(f"frames: empty video {tuple(frames.shape)}.")
+    if max(frames.shape[1:3]) * SCALE > MAX_OUTPUT_SIDE:
+        raise MetaSRInputError(f"frames: {frames.shape[2]}x{frames.shape[1]} would give a "
+                               f"{frames.shape[2] * SCALE}x{frames.shape[1] * SCALE} output, above "
+                               f"{MAX_OUTPUT_SIDE} px a side; crop the video into parts first.")
     frames = frames.float()
     if not torch.isfinite(frames).all():
         raise MetaSRInputError("frames: contain NaN or Inf.")
