@@ -76,7 +76,7 @@ def prompt_embedding(path: str, transformer_config, device, dtype) -> torch.Tens
         except ImportError:
             transformers = None
         if transformers is not None:
-            tokenizer = transformers.T5Tokenizer.from_pretrained(tok, local_files_only=True)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(tok, local_files_only=True)
             t5 = transformers.T5EncoderModel.from_pretrained(enc, torch_dtype=dtype, local_files_only=True)
             ids = tokenizer("", padding="max_length", max_length=transformer_config.max_text_seq_length,
                             truncation=True, add_special_tokens=True, return_tensors="pt").input_ids
