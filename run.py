@@ -1,7 +1,7 @@
 """MetaVSR main job: what transmitted metadata buys at the same total bitrate (MetaSR Sec. 4.3).
 
-    python run.py --out out                 # the six scikit-image sample images (about 10 minutes on 2 CPU cores)
-    python run.py --quick --out out         # two images, fewer operating points (about a minute)
+    python run.py --out out                 # the six scikit-image sample images (10-15 minutes on 2 CPU cores)
+    python run.py --quick --out out         # two 256x256 crops, fewer operating points (about 2 minutes)
     python run.py --input photo.png --out out
 
 For the NN, LN and HN channels it sweeps JPEG quality and edge rate, super-resolves every received
@@ -25,7 +25,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", nargs="+", metavar="PATH", help="image file(s) to use instead of the bundled set")
     ap.add_argument("--out", default="out", help="output folder (default: out)")
-    ap.add_argument("--quick", action="store_true", help="two images, 3 qualities x 2 edge rates (about a minute)")
+    ap.add_argument("--quick", action="store_true", help="two 256x256 crops, 3 qualities x 2 edge rates (about 2 minutes)")
     ap.add_argument("--regimes", nargs="+", default=["NN", "LN", "HN"], choices=["NN", "LN", "HN"])
     ap.add_argument("--qualities", nargs="+", type=int, help="JPEG qualities of the sweep")
     ap.add_argument("--max-side", type=int, default=0, help="centre-crop inputs to at most this size (0: whole image)")
