@@ -308,6 +308,12 @@ def run_experiment(images: Dict[str, np.ndarray], model, regimes: Sequence[str] 
         summary["pixel_only_minus_bicubic_psnr_db"] = dict(
             mean=round(float(np.mean(diffs)), 4), min=round(float(np.min(diffs)), 4),
             per_quality={str(p["quality"]): round(d, 4) for p, d in zip(curves["pixel_only"], diffs)})
+        worst = min(((p["psnr"] - b["psnr"], n, p["setting"]["quality"])
+                     for n in images
+                     for p, b in zip(per_image_points[regime]["pixel_only"][n].values(),
+                                     per_image_points[regime]["bicubic"][n].values())), key=lambda t: t[0])
+        summary["pixel_only_minus_bicubic_psnr_db"]["worst_single_image"] = dict(
+            db=round(worst[0], 4), image=worst[1], quality=worst[2])
         summary["pixel_only_psnr_range_db"] = [round(min(p["psnr"] for p in curves["pixel_only"]), 3),
                                                 round(max(p["psnr"] for p in curves["pixel_only"]), 3)]
         summary["with_edges_psnr_range_db"] = [round(min(p["psnr"] for p in curves["with_edges"]), 3),
