@@ -11,14 +11,10 @@ BD-rate of the metadata-aware receiver against the pixel-only one.
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from _pack import load_pack  # noqa: E402
-from tools import comfy_core  # noqa: E402
-from tools.wfbuild import Workflow  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.wfbuild import Workflow, pack_classes, save_workflow  # noqa: E402
 
-pack = load_pack()
-CLASSES = {**comfy_core.NODE_CLASS_MAPPINGS, **pack.NODE_CLASS_MAPPINGS}
+CLASSES = pack_classes()
 QUALITY = 40
 SWEEP = "10, 20, 30, 45, 60, 80"
 
@@ -108,4 +104,4 @@ def _unstack(wf, gap=50):
 
 
 if __name__ == "__main__":
-    build().save(os.path.join(ROOT, "workflows", "compare_conditioning.json"))
+    save_workflow(build(), "compare_conditioning.json")

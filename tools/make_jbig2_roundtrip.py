@@ -2,13 +2,10 @@
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from _pack import load_pack  # noqa: E402
-from tools import comfy_core  # noqa: E402
-from tools.wfbuild import Workflow  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.wfbuild import Workflow, pack_classes, save_workflow  # noqa: E402
 
-CLASSES = {**comfy_core.NODE_CLASS_MAPPINGS, **load_pack().NODE_CLASS_MAPPINGS}
+CLASSES = pack_classes()
 
 
 def build():
@@ -27,4 +24,4 @@ def build():
 
 
 if __name__ == "__main__":
-    build().save(os.path.join(ROOT, "workflows", "jbig2_roundtrip.json"))
+    save_workflow(build(), "jbig2_roundtrip.json")

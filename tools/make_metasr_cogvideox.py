@@ -9,14 +9,10 @@ the DOVE-equivalent run); metrics and an A/B view compare the two. Swap LoadImag
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from _pack import load_pack  # noqa: E402
-from tools import comfy_core  # noqa: E402
-from tools.wfbuild import Workflow  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.wfbuild import Workflow, pack_classes, save_workflow  # noqa: E402
 
-pack = load_pack()
-CLASSES = {**comfy_core.NODE_CLASS_MAPPINGS, **pack.NODE_CLASS_MAPPINGS}
+CLASSES = pack_classes()
 
 
 def build():
@@ -51,4 +47,4 @@ def build():
 
 
 if __name__ == "__main__":
-    build().save(os.path.join(ROOT, "workflows", "metasr_cogvideox.json"))
+    save_workflow(build(), "metasr_cogvideox.json")

@@ -10,6 +10,9 @@ widget values (missing widgets take their defaults). Widget order, seed control 
 types come from the classes, so a saved workflow matches what the frontend would write.
 """
 import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
@@ -121,3 +124,15 @@ class Workflow:
         with open(path, "w") as f:
             json.dump(self.to_json(), f, indent=1)
             f.write("\n")
+
+
+def pack_classes() -> dict:
+    """Every MetaVSR node plus the core stand-ins of ``tools/comfy_core.py``, keyed by node type."""
+    from _pack import load_pack
+    from . import comfy_core
+    return {**comfy_core.NODE_CLASS_MAPPINGS, **load_pack().NODE_CLASS_MAPPINGS}
+
+
+def save_workflow(wf: "Workflow", name: str):
+    """Write ``wf`` as ``workflows/<name>`` in the repository."""
+    wf.save(os.path.join(ROOT, "workflows", name))
