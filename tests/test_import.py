@@ -52,3 +52,15 @@ def test_numba_cache_shared_between_import_names(tmp_path):
                              capture_output=True, text=True)
         assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
     assert any(tmp_path.rglob("*.nbi"))  # the cache was really used
+
+
+def test_pyproject_matches_requirements():
+    """The registry metadata ([project] dependencies) lists exactly requirements.txt, and neither pins torch."""
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        meta = tomllib.load(f)
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        reqs = [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
+    assert sorted(meta["project"]["dependencies"]) == sorted(reqs)
+    assert not any(r.lower().startswith("torch") for r in reqs)
+    assert "tool" in meta and "comfy" in meta["tool"]
