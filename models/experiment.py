@@ -16,7 +16,6 @@ bicubic upscale of the same received base layer). Where two curves share no qual
 range the delta is not extrapolated: the report says so instead.
 """
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence
@@ -26,7 +25,7 @@ import torch
 
 from .codec import jbig2
 from .codec.degrade import REGIMES, channel_degrade
-from .codec.jpeg import jpeg_decode, jpeg_encode
+from .codec.jpeg import jpeg_decode, jpeg_encode, to_uint8
 from .codec.resize import downscale, upscale
 from .metadata import edge_rate
 from .metadata.canny import canny_for_density
@@ -256,7 +255,6 @@ def run_experiment(images: Dict[str, np.ndarray], model, regimes: Sequence[str] 
         for regime in regimes:
             for q in qualities:
                 lr, jbits = send_base(hr, q, regime, seed)
-                base = dict(image=name, regime=regime, quality=q)
                 bic = upscale(lr[None], SCALE, "bicubic")[0]
                 sr0 = super_resolve(model, lr)
                 m_bic = measure(bic, hr, [m for m in metrics if m != "lpips"])  # the baseline's PSNR/SSIM
@@ -447,7 +445,7 @@ def side_by_side(report: dict, hr: np.ndarray, path: str, regime: str = "HN", cr
     except TypeError:  # Pillow < 10.1: the fixed bitmap font
         font = ImageFont.load_default()
     for i, (img, label) in enumerate(panels):
-        u8 = (np.clip(cut(img), 0, 1) * 255 + 0.5).astype(np.uint8)
+        u8 = to_uint8(cut(img))
         im = Image.fromarray(u8).resize((tile, tile), Image.NEAREST)
         x0 = i * (tile + 6)
         canvas.paste(im, (x0, top))

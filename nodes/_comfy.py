@@ -34,7 +34,7 @@ class Progress:
         self.done = min(self.done + n, self.total)
         if self._bar is not None:
             if preview is not None:
-                self._bar.update_absolute(self.done, self.total, ("JPEG", _to_pil(preview), 512))
+                self._bar.update_absolute(self.done, self.total, ("JPEG", to_pil(preview), 512))
             else:
                 self._bar.update_absolute(self.done, self.total)
 
@@ -47,12 +47,13 @@ class Progress:
             self._bar.update_absolute(self.done, self.total)
 
 
-def _to_pil(image):
-    """[H,W,3] float 0..1 tensor/array -> PIL image for ComfyUI's preview channel."""
+def to_pil(image):
+    """[H,W,C] float 0..1 tensor/array -> PIL image (previews, saved files)."""
     from PIL import Image
     import numpy as np
+    from ..models.codec.jpeg import to_uint8
     arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    return Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype("uint8"))
+    return Image.fromarray(to_uint8(arr))
 
 
 def check_interrupt():

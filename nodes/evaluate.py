@@ -15,7 +15,7 @@ from ..models import metrics as M
 from ..models.metrics import features as metric_files
 from ..models.metrics.common import MIN_DEEP_SIZE
 from . import _check
-from ._comfy import Progress, model_folders, register_model_folder, temp_dir, torch_device
+from ._comfy import Progress, model_folders, register_model_folder, temp_dir, to_pil, torch_device
 
 CATEGORY = "MetaVSR/evaluate"
 MAX_GRID_INPUTS = 6
@@ -531,15 +531,13 @@ def _save_previews(images: torch.Tensor, prefix: str) -> list:
 
     Outside ComfyUI (tests, scripts) the files go to the system temp folder.
     """
-    from PIL import Image
     root, kind = temp_dir(), "temp"
     os.makedirs(root, exist_ok=True)
     records = []
     for i in range(min(images.shape[0], MAX_PREVIEW_FRAMES)):
-        arr = (images[i].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
         fd, path = tempfile.mkstemp(prefix=f"metavsr_{prefix}_", suffix=".png", dir=root)
         os.close(fd)
-        Image.fromarray(arr).save(path, compress_level=1)
+        to_pil(images[i]).save(path, compress_level=1)
         records.append({"filename": os.path.basename(path), "subfolder": "", "type": kind})
     return records
 

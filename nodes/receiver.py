@@ -3,8 +3,6 @@
 Loaders live in ``receiver_<model>.py`` modules and output the shared model type, so a graph built
 around this node runs with any receiver.
 """
-import torch
-
 from ..models.receiver import SR_MODEL_TYPE, SRModel
 from . import _check
 from ._comfy import Progress

@@ -12,7 +12,7 @@ unchanged as pure Python when numba is missing (or ``METAVSR_NO_NUMBA=1``).
 """
 import numpy as np
 
-from .._jit import HAVE_NUMBA, njit  # noqa: F401  (HAVE_NUMBA is part of this module's API)
+from .._jit import HAVE_NUMBA, njit  # noqa: F401  (tests read mq.HAVE_NUMBA)
 
 
 def jit(fn):

@@ -6,11 +6,10 @@ where the window fits inside the frame ("valid"), SSIM map averaged over space a
 This equals scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=L, channel_axis=-1)`` and BasicSR's ``calculate_ssim``.
 """
-import math
-
 import torch
 import torch.nn.functional as F
 
+from ..codec.resize import gaussian_kernel1d
 from .psnr import prepare
 
 WINDOW = 11
@@ -18,9 +17,7 @@ SIGMA = 1.5
 
 
 def _gauss(device, dtype):
-    r = WINDOW // 2
-    g = torch.tensor([math.exp(-(i * i) / (2 * SIGMA ** 2)) for i in range(-r, r + 1)], dtype=dtype, device=device)
-    return g / g.sum()
+    return torch.from_numpy(gaussian_kernel1d(WINDOW, SIGMA)).to(device=device, dtype=dtype)
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, space: str = "rgb", crop_border: int = 0) -> torch.Tensor:
