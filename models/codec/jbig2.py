@@ -10,19 +10,33 @@ positions, and keeps the smallest output.
 
 ``decode(data)`` reads both forms (files by their magic, embedded streams with ``embedded=True``)
 and refuses anything else (symbol dictionaries, text/halftone/refinement regions, MMR, striped
-pages, extended templates, ...) with :class:`JBIG2Error`. Declared sizes are checked against a
-pixel cap before anything is allocated, and the arithmetic decoder's work is bounded by the
-declared region size, so hostile input fails fast.
+pages, extended templates, ...) with :class:`JBIG2Error`.
+
+Hostile input: one resource guard (:class:`Limits`, :class:`_Budget`) sees every allocation the
+decoder makes *before* it is made: the input, each page, each region's padded working bitmap. A
+region must lie inside its page, all pages together are capped in area, and all allocations
+together in bytes (by default 64 x the input cap), so a 100-byte file cannot ask for gigabytes.
+The arithmetic decoder's work is bounded by the region area. Every failure is a
+:class:`JBIG2Error`, never a ``MemoryError``.
+
+Strictness: where T.88 says a field "shall" be 0 or consistent, the decoder refuses it rather
+than guess — reserved bits of the file header, region information and generic-region flags, a
+segment associated with a page other than the current one (7.2.6), page numbers that do not run
+1, 2, 3 ... (sequential organisation), an end-of-file segment with a page association.
 """
 import struct
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from .jbig2_generic import (AT_BITS, NOMINAL_AT, GenericRegionError, check_at, decode_region,
-                            encode_region)
+from .jbig2_generic import (AT_BITS, NOMINAL_AT, GenericRegionError, check_at, decode_memory,
+                            decode_region, encode_region)
 
 MAGIC = b"\x97JB2\r\n\x1a\n"
 MAX_PIXELS = 1 << 28  # default cap on declared page / region area (all pages of a file together)
+MAX_INPUT = 16 << 20  # default cap on the bytes of one JBIG2 file (a 1080p edge map is ~10 KB)
+MEMORY_PER_INPUT_BYTE = 64  # default memory cap = 64 x the input cap
 
 SEG_PAGE_INFO, SEG_END_OF_PAGE, SEG_END_OF_STRIPE, SEG_END_OF_FILE = 48, 49, 50, 51
 SEG_IMMEDIATE_GENERIC, SEG_IMMEDIATE_LOSSLESS_GENERIC = 38, 39
@@ -38,6 +52,70 @@ _SEGMENT_NAMES = {
 
 class JBIG2Error(ValueError):
     """Malformed, truncated or unsupported JBIG2 data (the message says which)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one decode may take. Declarations beyond them are refused before allocating.
+
+    max_input:  bytes of JBIG2 data accepted.
+    max_pixels: declared page area, all pages of the stream together (region work is capped by it
+                too, since regions must lie inside their page).
+    max_memory: bytes the decoder may hold at once (pages, working bitmaps, tables);
+                None = ``MEMORY_PER_INPUT_BYTE x max_input``, and for a given stream no more than
+                ``MEMORY_PER_INPUT_BYTE x`` its length or ``memory_floor``, whichever is larger
+                (an empty 8K page codes in ~100 bytes and needs 66 MB; 100 bytes never get 1 GB).
+    max_work:   arithmetic-decoder decisions (region pixels) of the whole stream, which bound the
+                time (about 10-40 ns each); None = half the memory cap, i.e. what one page that
+                fits in memory needs.
+    """
+    max_input: int = MAX_INPUT
+    max_pixels: int = MAX_PIXELS
+    max_memory: Optional[int] = None
+    max_work: Optional[int] = None
+    memory_floor: int = 256 << 20
+
+    @property
+    def memory(self) -> int:
+        return int(self.max_memory if self.max_memory is not None else MEMORY_PER_INPUT_BYTE * self.max_input)
+
+    def memory_for(self, nbytes: int) -> int:
+        """The memory cap for a stream of ``nbytes``."""
+        if self.max_memory is not None:
+            return int(self.max_memory)
+        return min(self.memory, max(MEMORY_PER_INPUT_BYTE * int(nbytes), self.memory_floor))
+
+    def work_for(self, nbytes: int) -> int:
+        return int(self.max_work if self.max_work is not None else self.memory_for(nbytes) // 2)
+
+    @classmethod
+    def for_page(cls, width: int, height: int, max_input: int = MAX_INPUT) -> "Limits":
+        """Limits that admit one ``width x height`` page (coded with any template and AT pixels)
+        and nothing larger: for a stream whose size is declared elsewhere (a bitstream's shape)."""
+        worst_at = ((-128, -128), (127, -128), (-128, 0), (0, -128))
+        area = int(width) * int(height)
+        memory = max_input + area + decode_memory(int(height), int(width), worst_at)
+        return cls(max_input=int(max_input), max_pixels=area, max_memory=memory, max_work=area)
+
+
+class _Budget:
+    """The one resource guard: every allocation is taken from it first, transient ones given back."""
+
+    def __init__(self, limits: Limits, nbytes: int):
+        self.limit = limits.memory_for(nbytes)
+        self.held = 0
+        self.peak = 0
+
+    def take(self, nbytes: int, what: str):
+        if self.held + nbytes > self.limit:
+            raise JBIG2Error(f"{what} needs {nbytes} bytes, over the decoder's memory cap "
+                             f"({self.limit - self.held} of {self.limit} left); raise Limits.max_memory "
+                             f"if the stream is genuine")
+        self.held += nbytes
+        self.peak = max(self.peak, self.held)
+
+    def give(self, nbytes: int):
+        self.held -= nbytes
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,6 +268,11 @@ def describe(data: bytes, embedded: bool = False) -> dict:
 # --------------------------------------------------------------------------------------------
 # Decoder
 # --------------------------------------------------------------------------------------------
+def _reserved(value, mask, what, bits, clause):
+    if value & mask:
+        raise JBIG2Error(f"{what} 0x{value:02X} set reserved bits {bits} ({clause}: they shall be 0)")
+
+
 def _need(buf, pos, n, what):
     if pos + n > len(buf):
         raise JBIG2Error(f"truncated: {what} needs {n} bytes at offset {pos}, "
@@ -205,7 +288,8 @@ def _segments(buf, embedded):
                              "PDF-embedded stream pass embedded=True)")
         flags = buf[8]
         pos = 9
-        if flags & 0xFC:
+        _reserved(flags, 0xF0, "file header flags", "4-7", "D.4.2")
+        if flags & 0x0C:
             raise JBIG2Error(f"unsupported file header flags 0x{flags:02X} (extended templates / "
                              f"colour)")
         if not flags & 0x01:
@@ -274,22 +358,67 @@ def _composite(page, region, x, y, op):
         dst[...] = r
 
 
-def decode_pages(data, embedded: bool = False, max_pixels: int = MAX_PIXELS) -> list:
+def _check_association(seg_type, page_no, current, open_page):
+    """7.2.6: a page's segments carry its number; pages run 1, 2, 3 ...; end of file has none."""
+    if seg_type == SEG_PAGE_INFO:
+        if page_no != current + 1:
+            raise JBIG2Error(f"page information segment for page {page_no} after page {current}: "
+                             f"pages of a sequential stream shall be numbered 1, 2, 3, ...")
+    elif seg_type == SEG_END_OF_FILE:
+        if page_no != 0:
+            raise JBIG2Error(f"end-of-file segment associated with page {page_no} (7.2.6: it shall be 0)")
+    elif seg_type in (SEG_IMMEDIATE_GENERIC, SEG_IMMEDIATE_LOSSLESS_GENERIC, SEG_END_OF_PAGE,
+                      SEG_END_OF_STRIPE):
+        if not open_page:
+            raise JBIG2Error("generic region before any page information segment"
+                             if seg_type in (SEG_IMMEDIATE_GENERIC, SEG_IMMEDIATE_LOSSLESS_GENERIC)
+                             else f"segment of type {seg_type} without an open page")
+        if page_no != current:
+            raise JBIG2Error(f"segment of type {seg_type} is associated with page {page_no}, but page "
+                             f"{current} is being decoded (7.2.6)")
+
+
+def _limits(max_pixels, limits) -> Limits:
+    if limits is None:
+        return Limits(max_pixels=int(max_pixels))
+    if max_pixels != MAX_PIXELS:
+        raise TypeError("give max_pixels inside limits=Limits(...), not both")
+    return limits
+
+
+def decode_pages(data, embedded: bool = False, max_pixels: int = MAX_PIXELS,
+                 limits: Optional[Limits] = None) -> list:
     """Decode every page: a list of ``[H,W]`` uint8 bitmaps (1 = black).
 
-    max_pixels: cap on the declared area of all pages together (and of each region); larger
-    declarations are refused before any allocation.
+    limits: :class:`Limits` (input bytes, total page area, decoder memory); ``max_pixels`` alone
+    is the short form of ``Limits(max_pixels=...)``. Larger declarations are refused before any
+    allocation with :class:`JBIG2Error`.
     """
+    return _decode_pages(data, embedded, _limits(max_pixels, limits))[0]
+
+
+def _decode_pages(data, embedded: bool, limits: Limits):
+    """``decode_pages`` plus the :class:`_Budget`, whose ``peak`` the tests compare with what the
+    process really allocated."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise JBIG2Error(f"expected bytes, got {type(data).__name__}")
+    if len(data) > limits.max_input:
+        raise JBIG2Error(f"the stream is {len(data)} bytes, over the input cap of {limits.max_input}; "
+                         f"raise Limits.max_input if it is genuine")
+    guard = _Budget(limits, len(data))
+    guard.take(len(data), "the input copy")
     buf = memoryview(bytes(data))
-    pages, page, budget = [], None, int(max_pixels)
-    work = [int(max_pixels)]  # decoded region area, all regions together: bounds the MQ work
+    pages, page, budget = [], None, int(limits.max_pixels)
+    work = [min(limits.work_for(len(data)), limits.max_pixels)]  # region decisions left: bounds the time
+    cover = [0]  # region area the open page still admits
     declared = None
+    page_number = 0  # of the page being decoded (7.2.6), 0 before the first
     for seg_type, page_no, body in _segments(buf, embedded):
         if seg_type == "pages":
             declared = page_no
-        elif seg_type == SEG_PAGE_INFO:
+            continue
+        _check_association(seg_type, page_no, page_number, page is not None)
+        if seg_type == SEG_PAGE_INFO:
             if len(body) < 19:
                 raise JBIG2Error(f"page information segment too short ({len(body)} < 19 bytes)")
             w, h, _xr, _yr, pflags, striping = struct.unpack(">IIIIBH", bytes(body[:19]))
@@ -299,20 +428,19 @@ def decode_pages(data, embedded: bool = False, max_pixels: int = MAX_PIXELS) -> 
                 raise JBIG2Error(f"page size {w}x{h} is empty")
             if w * h > budget:
                 raise JBIG2Error(f"page {w}x{h} ({w * h} pixels) exceeds the pixel cap "
-                                 f"({budget} left of {max_pixels}); raise max_pixels if it is genuine")
+                                 f"({budget} left of {limits.max_pixels}); raise max_pixels if it is genuine")
             if pflags & 0x80:
                 raise JBIG2Error("coloured pages are not supported")
             if page is not None:
                 pages.append(page)
             budget -= w * h
+            guard.take(w * h, f"page {page_no} ({w}x{h})")
             page = np.full((h, w), (pflags >> 2) & 1, np.uint8)
+            cover[0] = w * h
+            page_number = page_no
         elif seg_type in (SEG_IMMEDIATE_GENERIC, SEG_IMMEDIATE_LOSSLESS_GENERIC):
-            if page is None:
-                raise JBIG2Error("generic region before any page information segment")
-            page_region(page, body, work)
+            page_region(page, body, work, guard, cover)
         elif seg_type == SEG_END_OF_PAGE:
-            if page is None:
-                raise JBIG2Error("end of page without a page")
             pages.append(page)
             page = None
         elif seg_type == SEG_END_OF_STRIPE:
@@ -331,22 +459,40 @@ def decode_pages(data, embedded: bool = False, max_pixels: int = MAX_PIXELS) -> 
         raise JBIG2Error("no page in the stream")
     if declared is not None and declared != len(pages):
         raise JBIG2Error(f"the header declares {declared} page(s) but {len(pages)} were found")
-    return pages
+    return pages, guard
 
 
-def page_region(page: np.ndarray, body, work: list):
+def page_region(page: np.ndarray, body, work: list, guard: Optional[_Budget] = None,
+                cover: Optional[list] = None):
     """Decode one immediate generic-region segment body (7.4.6) onto ``page`` in place.
 
-    work: one-element list, the region area still allowed; this region's area is taken from it.
+    work:  one-element list, the region area still allowed; this region's area is taken from it.
+    guard: the decode's memory budget; the region's working memory is taken from it first.
+    cover: one-element list, the area the page's regions may still cover: together they may not
+           exceed the page (T.88 allows overlapping regions, but a generic-region stream that
+           draws the page more than once only costs decoding time; no encoder we read writes one).
     """
     if len(body) < 18:
         raise JBIG2Error(f"generic region segment too short ({len(body)} bytes)")
     w, h, x, y, rflags = struct.unpack(">IIIIB", bytes(body[:17]))
     flags = body[17]
+    _reserved(rflags, 0xF0, "region segment information flags", "4-7", "7.4.1.5")
+    _reserved(flags, 0xE0, "generic region segment flags", "5-7", "7.4.6.2")
     if w == 0 or h == 0:
         return
+    ph, pw = page.shape
+    if x + w > pw or y + h > ph:
+        # a region the page cannot show would only cost work and memory; our encoder and
+        # jbig2enc never write one
+        raise JBIG2Error(f"region {w}x{h} at ({x},{y}) extends beyond its {pw}x{ph} page")
+    if cover is not None:
+        if w * h > cover[0]:
+            raise JBIG2Error(f"region {w}x{h}: the page's regions together cover more than the "
+                             f"{pw}x{ph} page")
+        cover[0] -= w * h
     if w * h > work[0]:
-        raise JBIG2Error(f"region {w}x{h} ({w * h} pixels) exceeds the pixel cap ({work[0]} left)")
+        raise JBIG2Error(f"region {w}x{h} ({w * h} pixels) exceeds the region pixel cap ({work[0]} "
+                         f"left; Limits.max_work bounds the decoding time)")
     work[0] -= w * h
     if rflags & 0x08:
         raise JBIG2Error("coloured regions are not supported")
@@ -367,14 +513,25 @@ def page_region(page: np.ndarray, body, work: list):
         at = check_at(template, tuple(zip(raw[0::2], raw[1::2])), strict=False)
     except GenericRegionError as e:
         raise JBIG2Error(f"generic region: {e}") from None
-    region = decode_region(body[18 + 2 * n_at:], h, w, template, at, tpgdon)
-    _composite(page, region, x, y, op)
+    need = decode_memory(h, w, at)
+    if guard is not None:
+        guard.take(need, f"region {w}x{h} (AT {at})")
+    region = None
+    try:
+        region = decode_region(body[18 + 2 * n_at:], h, w, template, at, tpgdon, copy=False)
+        _composite(page, region, x, y, op)
+    finally:
+        del region
+        if guard is not None:
+            guard.give(need)
 
 
-def decode(data, embedded: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode(data, embedded: bool = False, max_pixels: int = MAX_PIXELS,
+           limits: Optional[Limits] = None) -> np.ndarray:
     """Decode a single-page JBIG2 file (or, with ``embedded``, a PDF-embedded stream) to an
-    ``[H,W]`` uint8 bitmap, 1 = black. Raises :class:`JBIG2Error` on anything else."""
-    pages = decode_pages(data, embedded, max_pixels)
+    ``[H,W]`` uint8 bitmap, 1 = black. Raises :class:`JBIG2Error` on anything else, including a
+    stream over ``limits`` (see :class:`Limits`)."""
+    pages = decode_pages(data, embedded, max_pixels, limits)
     if len(pages) != 1:
         raise JBIG2Error(f"expected one page, found {len(pages)}; use decode_pages")
     return pages[0]

@@ -11,11 +11,15 @@ Bitmaps travel padded with zeros (pixels outside the region are 0, 6.2.5.2): pix
 ``pad[y + top, x + left]``, so the loops never test bounds. Context formation slides one register
 per template row and reads the AT pixels directly; encoder and decoder share it through
 :func:`_code_region`.
+
+Decoder memory is the padded bitmap (one byte per pixel plus the margins the AT pixels need) and a
+next-one table over the last ``top + 1`` rows only; :func:`decode_memory` gives that figure before
+anything is allocated, so a caller can refuse a region it cannot afford.
 """
 import numpy as np
 
 from . import mq
-from .mq import jit
+from .mq import jit, leaf
 
 # Per template: (pixels in row 0, row -1 width, row -1 rightmost dx, bit shift of row -1,
 #                row -2 width, row -2 rightmost dx, bit shift of row -2)
@@ -98,7 +102,7 @@ def _next_one(pad):
     return nxt
 
 
-@jit
+@leaf
 def _mps_run(a, c, ct, bp, out, cx, n):
     """Encode ``n`` zeros in context 0 (all template pixels 0). While 0 is the MPS and A stays
     >= 0x8000, k MPS codings are exactly ``A -= k*Qe; C += k*Qe``; only renormalising steps go
@@ -120,7 +124,7 @@ def _mps_run(a, c, ct, bp, out, cx, n):
     return a, c, ct, bp
 
 
-@jit
+@leaf
 def _mps_run_decode(a, c, ct, bp, data, n, cx, x, end):
     """Decode pixels ``x .. end-1`` in context 0 until one decodes to 1.
 
@@ -155,7 +159,9 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
     :func:`_mps_run_decode`): ``nxt`` locates the next 1 in each row (the decoder fills it row by
     row as rows complete) and ``rdy``/``rhi`` are the template pixels that can end such a run
     (:func:`_row_reach`; the decoder gets rows above only, the current row ends a run by itself).
-    The work is bounded by ``h * w`` decisions whatever the data holds.
+    Padded row ``r`` lives in ``nxt[r % nxt.shape[0]]``: the encoder passes the whole table, the
+    decoder a ring of ``top + 1`` rows (the rows a template can reach). The work is bounded by
+    ``h * w`` decisions whatever the data holds.
     """
     n0 = _ROWS[template, 0]
     n1 = _ROWS[template, 1]
@@ -181,6 +187,7 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
         sltp_cx = 0x0195
     cx = np.zeros(1 << 16, np.uint8)
     wp = pad.shape[1]
+    nr = nxt.shape[0]
 
     if decoding:
         a, c, ct, bp = mq.dec_init(data, n_data)
@@ -197,8 +204,9 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
                     for x in range(w):
                         pad[yy, left + x] = pad[yy - 1, left + x]
                     if skip:
+                        ro, ri = yy % nr, (yy - 1) % nr
                         for j in range(wp + 1):
-                            nxt[yy, j] = nxt[yy - 1, j]
+                            nxt[ro, j] = nxt[ri, j]
                     continue
             else:
                 same = 1 if (y > 0 or tp_first) else 0
@@ -232,7 +240,7 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
                 if skip and ctx == 0 and x >= recheck:
                     end = w
                     for i in range(rdy.shape[0]):
-                        e = nxt[yy + rdy[i], xx + rhi[i]] - rhi[i] - left
+                        e = nxt[(yy + rdy[i]) % nr, xx + rhi[i]] - rhi[i] - left
                         if e < end:
                             end = e
                     recheck = end
@@ -258,7 +266,7 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
                 if skip and ctx == 0 and d == 0 and x >= recheck:
                     end = w
                     for i in range(rdy.shape[0]):
-                        e = nxt[yy + rdy[i], xx + rhi[i]] - rhi[i] - left
+                        e = nxt[(yy + rdy[i]) % nr, xx + rhi[i]] - rhi[i] - left
                         if e < end:
                             end = e
                     if end > w:
@@ -279,9 +287,10 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
             r0 = ((r0 << 1) | d) & m0
             x += 1
         if decoding and skip:
-            nxt[yy, wp] = wp
+            ro = yy % nr
+            nxt[ro, wp] = wp
             for j in range(wp - 1, -1, -1):
-                nxt[yy, j] = j if pad[yy, j] else nxt[yy, j + 1]
+                nxt[ro, j] = j if pad[yy, j] else nxt[ro, j + 1]
     if decoding:
         return 0
     return mq.enc_flush(a, c, ct, bp, out)
@@ -334,29 +343,44 @@ def encode_region(bitmap: np.ndarray, template: int = 0, at=None, tpgdon: bool =
     return out[1:end].tobytes()
 
 
+def decode_memory(h: int, w: int, at) -> int:
+    """Bytes :func:`decode_region` allocates for an ``[h,w]`` region with AT pixels ``at``
+    (validated): the padded bitmap, the next-one ring and the context table. Pure arithmetic, so a
+    caller can check it against a budget before anything is allocated."""
+    top, left, right = _margins(at)
+    wp = w + left + right
+    return (h + top) * wp + (top + 1) * (wp + 1) * 4 + (1 << 16)
+
+
 def decode_region(data, h: int, w: int, template: int = 0, at=None, tpgdon: bool = False,
-                  fast: bool = True) -> np.ndarray:
+                  fast: bool = True, copy: bool = True) -> np.ndarray:
     """Decode generic-region data into an ``[h,w]`` uint8 bitmap (1 = black).
 
     Any byte string decodes to *some* bitmap in bounded time (h*w decisions); bytes past the end
-    read as 0xFF as the standard prescribes. The caller bounds ``h * w``. ``fast=False`` decodes
-    every pixel one by one (no bulk runs); the result is the same, which the tests check.
+    read as 0xFF as the standard prescribes. The caller bounds ``h * w`` and the memory
+    (:func:`decode_memory`). ``fast=False`` decodes every pixel one by one (no bulk runs); the
+    result is the same, which the tests check. ``copy=False`` returns a view into the padded
+    working bitmap (no second ``h*w`` allocation).
     """
     at = check_at(template, at, strict=False)
-    buf = np.frombuffer(bytes(data), np.uint8)
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) \
+        else np.frombuffer(bytes(data), np.uint8)
     if buf.size == 0:
         buf = np.zeros(1, np.uint8)  # numba wants a typed non-empty array; n_data = 0 reads 0xFF
         n = 0
     else:
         n = buf.size
-    pad, top, left = _padded(np.zeros((h, w), np.uint8), at)
+    top, left, right = _margins(at)
+    pad = np.zeros((h + top, w + left + right), np.uint8)
     ax, ay, ab = _at_arrays(template, at)
     rdy, rhi = _row_reach(template, at)
     # the decoder skips only when the current row's template pixels form one stretch ending at
     # the pixel (true for every nominal template): then decoding itself finds where a run ends
     skip = bool(fast) and int((rdy == 0).sum()) == 1
     above = rdy < 0
-    nxt = np.full((pad.shape[0], pad.shape[1] + 1), pad.shape[1], np.int32)
+    # a ring of the rows a template reaches (top above + the current one), not the whole region
+    nxt = np.full((top + 1, pad.shape[1] + 1), pad.shape[1], np.int32)
     _code_region(pad, h, w, top, left, template, ax, ay, ab, bool(tpgdon), True, True, buf, n,
                  np.zeros(1, np.uint8), nxt, rdy[above], rhi[above], skip)
-    return pad[top:, left:left + w].copy()
+    region = pad[top:, left:left + w]
+    return region.copy() if copy else region

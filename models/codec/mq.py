@@ -21,6 +21,12 @@ def jit(fn):
     return njit(nogil=True)(fn)
 
 
+def leaf(fn):
+    """:func:`jit` for the per-decision functions, which allocate nothing: compiled without
+    reference counting, so a call costs what the decision costs (see ``models/_jit.py``)."""
+    return njit(nogil=True, nrt=False)(fn)
+
+
 # Table E.1: (Qe, NMPS, NLPS, SWITCH) for I = 0..46.
 _QE_TABLE = (
     (0x5601, 1, 1, 1), (0x3401, 2, 6, 0), (0x1801, 3, 9, 0), (0x0AC1, 4, 12, 0),
@@ -56,7 +62,7 @@ def _packed_tables():
 QE, AFTER_MPS, AFTER_LPS = _packed_tables()
 
 
-@jit
+@leaf
 def out_capacity(n_symbols):
     """Bytes an encoder buffer needs for ``n_symbols`` decisions, whatever their values.
 
@@ -66,13 +72,13 @@ def out_capacity(n_symbols):
     return (15 * n_symbols) // 7 + 16
 
 
-@jit
+@leaf
 def enc_init():
     """INITENC: returns ``(a, c, ct, bp)``; ``out[0]`` is the dummy byte before the stream."""
     return 0x8000, 0, 12, 0
 
 
-@jit
+@leaf
 def _byteout(c, bp, out):
     if out[bp] == 0xFF:
         bp += 1
@@ -90,7 +96,7 @@ def _byteout(c, bp, out):
     return c & 0x7FFFF, 8, bp
 
 
-@jit
+@leaf
 def encode_bit(a, c, ct, bp, out, cx, k, d):
     """ENCODE decision ``d`` (0/1) in context ``k`` of state array ``cx``; returns ``(a, c, ct, bp)``."""
     s = cx[k]
@@ -120,7 +126,7 @@ def encode_bit(a, c, ct, bp, out, cx, k, d):
             return a, c, ct, bp
 
 
-@jit
+@leaf
 def enc_flush(a, c, ct, bp, out):
     """FLUSH (SETBITS, two BYTEOUTs, then the 0xFF 0xAC marker). Returns the end index: the coded
     bytes are ``out[1:end]``."""
@@ -140,7 +146,7 @@ def enc_flush(a, c, ct, bp, out):
     return bp + 1
 
 
-@jit
+@leaf
 def _bytein(c, bp, data, n):
     """BYTEIN; bytes past the end read as 0xFF, i.e. as a marker, so C fills with 1s and BP stops."""
     b = data[bp] if bp < n else 0xFF
@@ -154,7 +160,7 @@ def _bytein(c, bp, data, n):
     return c + (np.int64(b) << 8), 8, bp
 
 
-@jit
+@leaf
 def dec_init(data, n):
     """INITDEC over ``data[:n]``; returns ``(a, c, ct, bp)``."""
     b = data[0] if n > 0 else 0xFF
@@ -164,7 +170,7 @@ def dec_init(data, n):
     return 0x8000, c, ct - 7, bp
 
 
-@jit
+@leaf
 def decode_bit(a, c, ct, bp, data, n, cx, k):
     """DECODE one decision in context ``k``; returns ``(d, a, c, ct, bp)``."""
     s = cx[k]
