@@ -2,6 +2,7 @@
 from ..models.codec import bitdepth, jpeg, video
 from ..models.codec.bitstream import BITSTREAM_TYPE, Bitstream, rate_table
 from . import _check
+from ._comfy import Progress
 from ._convert import to_image, to_numpy
 
 CATEGORY = "MetaVSR/codec"
@@ -14,6 +15,8 @@ class MetaVSRJPEG:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", BITSTREAM_TYPE)
     RETURN_NAMES = ("decoded", "bitstream")
+    OUTPUT_TOOLTIPS = ("Decoded JPEG frames: what the receiver gets.",
+                       "The exact JPEG bytes, one file per frame; feed MetaVSR Bitrate.")
     FUNCTION = "run"
 
     @classmethod
@@ -40,6 +43,9 @@ class MetaVSRVideoEncode:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", BITSTREAM_TYPE, "FLOAT")
     RETURN_NAMES = ("decoded", "bitstream", "kbps")
+    OUTPUT_TOOLTIPS = ("Decoded frames: what the receiver gets.",
+                       "The exact elementary stream (Annex-B / IVF); feed MetaVSR Bitrate.",
+                       "Bitrate of the stream in kbit/s at the given fps.")
     FUNCTION = "run"
 
     @classmethod
@@ -49,7 +55,8 @@ class MetaVSRVideoEncode:
             "codec": (list(video.CODECS), {"default": "h264", "tooltip": "h264 = x264, hevc = x265, av1 = SVT-AV1."}),
             "rate_control": (["crf", "qp"], {"default": "crf", "tooltip": "Constant rate factor or constant QP."}),
             "value": ("INT", {"default": 28, "min": 0, "max": 63, "tooltip":
-                      "CRF/QP: 0..51 for h264/hevc, 0..63 for av1; higher = fewer bits."}),
+                      "CRF/QP: 0..51 for h264/hevc, 1..63 for av1 (SVT-AV1 reads 0 as 'unset'); higher = "
+                      "fewer bits."}),
             "fps": ("FLOAT", {"default": 30.0, "min": 0.01, "max": 1000.0, "step": 0.01, "tooltip": "Frame rate."}),
             "preset": (list(video.PRESETS), {"default": "medium", "tooltip":
                        "Speed/efficiency preset (x264/x265 names; mapped to SVT-AV1 preset numbers)."}),
@@ -60,16 +67,21 @@ class MetaVSRVideoEncode:
         if codec not in video.CODECS:
             raise _check.MetaVSRInputError(f"codec: {codec!r} is not one of {list(video.CODECS)}.")
         vmax = video.CODECS[codec][2]
-        v = _check.number("value", value, 0, vmax, integer=True)
+        v = _check.number("value", value, video.MIN_VALUE[codec], vmax, integer=True)
         fps = _check.number("fps", fps, 0.01, 1000)
-        if fps <= 0:
-            raise _check.MetaVSRInputError("fps: must be > 0.")
         if rate_control not in ("crf", "qp"):
             raise _check.MetaVSRInputError(f"rate_control: {rate_control!r} is not 'crf' or 'qp'.")
         if preset not in video.PRESETS:
             raise _check.MetaVSRInputError(f"preset: {preset!r} is not one of {video.PRESETS}.")
-        stream = video.video_encode(to_numpy(frames), codec, rate_control, v, fps, preset)
-        return (to_image(video.video_decode(stream)), stream, video.kbps(stream))
+        t = frames.shape[0]
+        progress = Progress(2 * t)  # encoding, then decoding what the receiver gets
+        try:
+            stream = video.video_encode(to_numpy(frames), codec, rate_control, v, fps, preset,
+                                        progress=lambda done, total: progress(done, 2 * t))
+            decoded = video.video_decode(stream, progress=lambda done, total: progress(t + done, 2 * t))
+        except ValueError as e:  # a size the encoder cannot take, named by the codec module
+            raise _check.MetaVSRInputError(f"images: {e}.") from None
+        return (to_image(decoded), stream, video.kbps(stream))
 
 
 def decode_image_stream(stream: Bitstream):
@@ -89,6 +101,7 @@ class MetaVSRDecodeBitstream:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("Decoded frames [T,H,W,3] float 0..1 (greyscale streams are expanded to RGB).",)
     FUNCTION = "run"
 
     @classmethod
@@ -100,6 +113,8 @@ class MetaVSRDecodeBitstream:
             raise _check.MetaVSRInputError("bitstream: not a MetaVSR bitstream; connect a MetaVSR codec node.")
         if bitstream.codec == "jbig2":
             raise _check.MetaVSRInputError("bitstream: this is a JBIG2 edge map; use the MetaVSR JBIG2 Decode node.")
+        t, h, w, _ = bitstream.shape
+        _check.output_size("bitstream", (t, h, w, 3), "decode fewer frames at a time", what="decoded frames")
         try:
             frames = decode_image_stream(bitstream)
         except ValueError as exc:
@@ -126,6 +141,8 @@ class MetaVSRBitrate:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("STRING", "FLOAT", "FLOAT", "FLOAT")
     RETURN_NAMES = ("table", "total_bits", "total_bpp", "total_kbps")
+    OUTPUT_TOOLTIPS = ("Per-stream and total rate table (text).", "Total bits of all streams.",
+                       "Total bits per original HR pixel, all frames.", "Total kbit/s at each stream's fps.")
     FUNCTION = "run"
     OUTPUT_NODE = True
 
@@ -163,7 +180,7 @@ NODE_CLASS_MAPPINGS = {
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "MetaVSRJPEG": "MetaVSR JPEG Base Layer",
-    "MetaVSRVideoEncode": "MetaVSR Video Base Layer (H.264/H.265/AV1)",
+    "MetaVSRVideoEncode": "MetaVSR Video Base Layer",
     "MetaVSRDecodeBitstream": "MetaVSR Decode Bitstream",
     "MetaVSRBitrate": "MetaVSR Bitrate",
 }
