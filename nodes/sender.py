@@ -2,9 +2,11 @@
 from ..models.codec import bitdepth, degrade, resize
 from ..models.codec.bitstream import BITSTREAM_TYPE
 from . import _check
+from ._comfy import Progress
 from ._convert import to_image, to_numpy
 
 CATEGORY = "MetaVSR/sender"
+MAX_SAMPLES = 100000  # K-means sample pixels; the fit time grows with samples x 2^bits
 
 
 class MetaVSRChannelDegrade:
@@ -14,6 +16,7 @@ class MetaVSRChannelDegrade:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("Frames after noise and blur, same size as the input.",)
     FUNCTION = "run"
 
     @classmethod
@@ -46,6 +49,7 @@ class MetaVSRChannelDegrade:
             sigma, k, bs = degrade.REGIMES[regime]
         else:
             raise _check.MetaVSRInputError(f"regime: {regime!r} is not one of NN, LN, HN, custom.")
+        seed = _check.number("seed", seed, 0, 0xFFFFFFFF, integer=True)
         return (to_image(degrade.channel_degrade(to_numpy(frames), sigma, k, bs, seed)),)
 
 
@@ -55,6 +59,7 @@ class MetaVSRDownscale:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("Frames at 1/factor of the input size.",)
     FUNCTION = "run"
 
     @classmethod
@@ -83,6 +88,7 @@ class MetaVSRUpscale:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("Frames at factor x the input size.",)
     FUNCTION = "run"
 
     @classmethod
@@ -99,9 +105,8 @@ class MetaVSRUpscale:
         if method not in resize.UP_METHODS:
             raise _check.MetaVSRInputError(f"method: {method!r} is not one of {resize.UP_METHODS}.")
         t, h, w, _ = frames.shape
-        if t * h * w * s * s * 3 * 4 > 8 << 30:
-            raise _check.MetaVSRInputError(f"factor: {w}x{h}x{t} frames at x{s} would need over 8 GB; "
-                                           f"use fewer frames or a smaller factor.")
+        _check.output_size("factor", (t, h * s, w * s, 3), "use fewer frames or a smaller factor",
+                           what=f"x{s} upscale")
         return (to_image(resize.upscale(to_numpy(frames), s, method)),)
 
 
@@ -125,8 +130,9 @@ class MetaVSRBitDepthQuantize:
             "bits": ("INT", {"default": 4, "min": 1, "max": 8, "tooltip": "n: 2^n colours."}),
             "codebook": (["per frame", "per clip"], {"default": "per frame", "tooltip":
                          "Fit one codebook per frame, or one for the whole clip (fewer bits, less adaptive)."}),
-            "samples": ("INT", {"default": 1000, "min": 16, "max": 1000000, "tooltip":
-                        "Pixels sampled uniformly to fit the codebook (CaDM: ~1e3)."}),
+            "samples": ("INT", {"default": 1000, "min": 16, "max": MAX_SAMPLES, "tooltip":
+                        "Pixels sampled uniformly to fit the codebook (CaDM: ~1e3; more fits the palette "
+                        "closer but the fit time grows with samples x 2^n)."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF, "tooltip": "Sampling/K-means seed."}),
             "scale_factor": ("INT", {"default": 4, "min": 1, "max": 16, "tooltip":
                              "s used upstream by the downscale, for the compression ratios."}),
@@ -137,11 +143,13 @@ class MetaVSRBitDepthQuantize:
         frames = _check.image("images", images)
         n = _check.number("bits", bits, 1, 8, integer=True)
         s = _check.number("scale_factor", scale_factor, 1, 16, integer=True)
-        samples = _check.number("samples", samples, 16, 1000000, integer=True)
+        samples = _check.number("samples", samples, 16, MAX_SAMPLES, integer=True)
+        seed = _check.number("seed", seed, 0, 0xFFFFFFFF, integer=True)
         fps = _check.number("fps", fps, 0.01, 1000)
         if codebook not in ("per frame", "per clip"):
             raise _check.MetaVSRInputError(f"codebook: {codebook!r} is not 'per frame' or 'per clip'.")
-        q, stream = bitdepth.quantize(to_numpy(frames), n, codebook == "per clip", samples, seed, fps)
+        q, stream = bitdepth.quantize(to_numpy(frames), n, codebook == "per clip", samples, seed, fps,
+                                      progress=Progress(1))
         t, h, w, _ = frames.shape
         actual = 24.0 * t * h * w * s * s / stream.nbits
         return (to_image(q), stream, bitdepth.cadm_ratio(s, n), actual)
@@ -154,8 +162,8 @@ NODE_CLASS_MAPPINGS = {
     "MetaVSRBitDepthQuantize": MetaVSRBitDepthQuantize,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "MetaVSRChannelDegrade": "MetaVSR Channel Degrade (NN/LN/HN)",
-    "MetaVSRDownscale": "MetaVSR Downscale (bicubic/area/CaDM patch-wise)",
+    "MetaVSRChannelDegrade": "MetaVSR Channel Degrade",
+    "MetaVSRDownscale": "MetaVSR Downscale",
     "MetaVSRUpscale": "MetaVSR Upscale",
-    "MetaVSRBitDepthQuantize": "MetaVSR Bit-Depth Quantize (CaDM K-means)",
+    "MetaVSRBitDepthQuantize": "MetaVSR Bit-Depth Quantize",
 }
