@@ -52,6 +52,7 @@ class MetaVSRLoadCogVideoXSR:
     CATEGORY = "MetaVSR/receiver"
     RETURN_TYPES = (SR_MODEL_TYPE,)
     RETURN_NAMES = ("sr_model",)
+    OUTPUT_TOOLTIPS = ("Receiver for 'MetaVSR Super-Resolve' (x4; metadata kinds from metasr.json).",)
     FUNCTION = "load"
     NEEDS_WEIGHTS = True
 
@@ -103,6 +104,10 @@ class MetaVSRLoadCogVideoXSR:
                                            f"chunk_frames {chunk_frames}.")
         if metadata_kinds not in KIND_CHOICES:
             raise _check.MetaVSRInputError(f"metadata_kinds: use one of {', '.join(KIND_CHOICES)}.")
+        if dtype not in ("bf16", "fp16", "fp32"):
+            raise _check.MetaVSRInputError(f"dtype: {dtype!r} is not one of bf16, fp16, fp32.")
+        if offload not in ("model", "none", "sequential"):
+            raise _check.MetaVSRInputError(f"offload: {offload!r} is not one of model, none, sequential.")
         path = resolve(model)
         device = torch_device()
         key = (os.path.abspath(path), os.path.getmtime(path), dtype, str(device), offload)
@@ -111,7 +116,7 @@ class MetaVSRLoadCogVideoXSR:
             _CACHE.clear()
             try:
                 pipe = load(path, dtype=dtype, device=device, offload=offload, offload_device=offload_device())
-            except MetaSRModelError as e:
+            except MetaSRModelError as e:  # missing / damaged / mismatched file: the message names it
                 raise _check.MetaVSRInputError(f"model: {e}") from None
             _CACHE[key] = pipe
         view = copy.copy(pipe)  # settings are per node; the weights are shared
@@ -124,4 +129,4 @@ class MetaVSRLoadCogVideoXSR:
 
 
 NODE_CLASS_MAPPINGS = {"MetaVSRLoadCogVideoXSR": MetaVSRLoadCogVideoXSR}
-NODE_DISPLAY_NAME_MAPPINGS = {"MetaVSRLoadCogVideoXSR": "MetaVSR Load CogVideoX SR (MetaSR / DOVE)"}
+NODE_DISPLAY_NAME_MAPPINGS = {"MetaVSRLoadCogVideoXSR": "MetaVSR Load CogVideoX SR"}

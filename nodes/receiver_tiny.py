@@ -49,13 +49,17 @@ class MetaVSRLoadEmbeddedReceiver:
             raise _check.MetaVSRInputError(f"device: {device!r} is not 'auto' or 'cpu'.")
         tile = _check.number("tile_size", tile_size, 32, 2048, integer=True)
         path = os.path.join(tiny.WEIGHTS_DIR, weights)
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise _check.MetaVSRInputError(f"weights: {path} is missing; re-clone the pack (it ships with it).")
         dev = "cpu" if device == "cpu" else str(torch_device())
         key = (path, os.path.getmtime(path), dev, tile)
         if key not in _CACHE:
+            try:
+                model = tiny.load_embedded(path, device=dev, tile=tile)
+            except tiny.TinyWeightsError as e:  # damaged / mismatched file: the message names it and the fix
+                raise _check.MetaVSRInputError(f"weights: {e}") from None
             _CACHE.clear()
-            _CACHE[key] = tiny.load_embedded(path, device=dev, tile=tile)
+            _CACHE[key] = model
         return (_CACHE[key],)
 
 

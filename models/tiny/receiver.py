@@ -3,7 +3,11 @@
 ``load_embedded()`` returns a :class:`TinyReceiver`, which implements ``models.receiver.SRModel``.
 Frames are processed tile by tile with a margin wider than the network's receptive field, so the
 output equals a whole-frame pass while memory stays bounded by the tile size.
+
+Loading is strict and checked before any tensor is read: a damaged, mismatched or foreign weight file
+raises :class:`TinyWeightsError` (a ValueError) naming the file and the fix.
 """
+import dataclasses
 import json
 import os
 from typing import Callable, Dict, Optional
@@ -13,16 +17,105 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from .net import TinyConfig, TinySRNet, noise_level
+from ..weights_file import REPORT, mismatch_report
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 DEFAULT_WEIGHTS = os.path.join(WEIGHTS_DIR, "tiny_sr_x4.safetensors")
+_FIX = ("re-clone the pack for the shipped tiny_sr_x4.safetensors, or rebuild the file with "
+        "train/train_tiny.py")
+# TinyConfig fields a weight file may set: (type, min, max); the receiver feeds exactly one edge map
+_CONFIG_FIELDS = {"scale": (int, 1, 8), "channels": (int, 1, 1024), "blocks": (int, 0, 256),
+                  "edge_channels": (int, 1, 1), "noise_input": (bool, 0, 1)}
+_REPORT = REPORT
+
+
+class TinyWeightsError(ValueError):
+    """An embedded-receiver weight file is missing, damaged or does not match the network it declares;
+    the message names the file and the fix."""
+
+
+class TinyWeightsMissingError(TinyWeightsError, FileNotFoundError):
+    """The weight file is not on disk."""
+
+
+def _open_error(path: str, e: Exception) -> TinyWeightsError:
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        return TinyWeightsError(f"{path} is empty (0 bytes); {_FIX}.")
+    try:
+        with open(path, "rb") as f:
+            lfs = f.read(40).startswith(b"version https://git-lfs")
+    except OSError:
+        lfs = False
+    if lfs:
+        return TinyWeightsError(f"{path} is a Git LFS pointer, not the weights: run 'git lfs pull', or {_FIX}.")
+    return TinyWeightsError(f"{path} is not a readable safetensors file ({type(e).__name__}: {e}); it is "
+                            f"truncated or damaged: {_FIX}.")
+
+
+def _check_file(path: str) -> None:
+    if os.path.isdir(path):
+        raise TinyWeightsError(f"{path} is a directory where the receiver's .safetensors weight file is "
+                               f"expected; pick the file itself ({_FIX}).")
+    if not os.path.isfile(path):
+        raise TinyWeightsMissingError(f"embedded receiver weights not found at {path}; they ship with the "
+                                      f"pack in models/tiny/weights/ (re-clone, or rebuild with "
+                                      f"train/train_tiny.py)")
+
+
+def _header(path: str):
+    """``(metadata strings, {name: (shape, dtype string)})`` without reading a tensor."""
+    _check_file(path)
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            layout = {}
+            for k in f.keys():
+                s = f.get_slice(k)
+                layout[k] = (tuple(s.get_shape()), str(s.get_dtype()))
+    except Exception as e:  # SafetensorError, OSError: a damaged file
+        if isinstance(e, MemoryError) or "can't allocate memory" in str(e):
+            raise
+        raise _open_error(path, e) from None
+    return meta, layout
 
 
 def read_metadata(path: str) -> dict:
-    """The JSON fields stored in a safetensors header (config, training recipe)."""
-    with safe_open(path, framework="pt") as f:
-        meta = f.metadata() or {}
-    return {k: json.loads(v) for k, v in meta.items()}
+    """The JSON fields stored in a safetensors header (config, training recipe).
+
+    Raises :class:`TinyWeightsError` naming the file (and the field) for a missing, unreadable file
+    or a header field that is not JSON."""
+    return _parse_metadata(path, _header(path)[0])
+
+
+def _parse_metadata(path: str, meta: dict) -> dict:
+    out = {}
+    for k, v in meta.items():
+        try:
+            out[k] = json.loads(v)
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise TinyWeightsError(f"{path}: header field {k!r} is not valid JSON "
+                                   f"({getattr(e, 'msg', type(e).__name__)}); the file is damaged: {_FIX}.") from None
+    return out
+
+
+def _config(path: str, meta: dict) -> TinyConfig:
+    cfg = meta.get("config", {})
+    if not isinstance(cfg, dict):
+        raise TinyWeightsError(f"{path}: header field 'config' must be a JSON object of TinyConfig fields, "
+                               f"found {type(cfg).__name__}; {_FIX}.")
+    known = {f.name for f in dataclasses.fields(TinyConfig)}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise TinyWeightsError(f"{path}: header 'config' has unknown field(s) {unknown[:_REPORT]} (known: "
+                               f"{', '.join(sorted(known))}); the file is not an embedded-receiver file: {_FIX}.")
+    for k, v in cfg.items():
+        typ, lo, hi = _CONFIG_FIELDS[k]
+        if type(v) is not typ or not lo <= v <= hi:
+            raise TinyWeightsError(f"{path}: header 'config' has {k} = {repr(v)[:40]}; expected "
+                                   f"{'true/false' if typ is bool else f'a whole number in {lo}..{hi}'}: {_FIX}.")
+    if not isinstance(meta.get("training", {}), dict):
+        raise TinyWeightsError(f"{path}: header field 'training' must be a JSON object; {_FIX}.")
+    return TinyConfig(**{"noise_input": False, **cfg})
 
 
 def _tiles(n: int, size: int):
@@ -89,12 +182,36 @@ class TinyReceiver:
 
 
 def load_embedded(path: Optional[str] = None, device=None, tile: int = 192) -> TinyReceiver:
-    """Load the shipped weights (or ``path``) from a local safetensors file; nothing downloads."""
+    """Load the shipped weights (or ``path``) from a local safetensors file; nothing downloads.
+
+    Strict: the header's config must be a valid :class:`TinyConfig`, and the file must hold exactly the
+    network's tensors with its shapes (checked from the header before any tensor is read), all finite.
+    Raises :class:`TinyWeightsError` (:class:`TinyWeightsMissingError`, also a FileNotFoundError, when
+    absent) naming the file and listing missing / unexpected / mis-shaped tensors.
+    """
     path = path or DEFAULT_WEIGHTS
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"embedded receiver weights not found at {path}; they ship with the "
-                                f"pack in models/tiny/weights/ (re-clone, or rebuild with train/train_tiny.py)")
-    meta = read_metadata(path)
-    net = TinySRNet(TinyConfig(**{"noise_input": False, **meta.get("config", {})}))
-    net.load_state_dict(load_file(path))
+    strings, layout = _header(path)
+    meta = _parse_metadata(path, strings)
+    config = _config(path, meta)
+    with torch.device("meta"):  # shapes only: no memory, whatever the config says
+        expected = {k: tuple(v.shape) for k, v in TinySRNet(config).state_dict().items()}
+    report = mismatch_report(expected, layout)
+    if report:
+        raise TinyWeightsError(f"{path} does not match the network its header declares ({config}): {report}. "
+                               f"The file is incomplete or from another model: {_FIX}.")
+    try:
+        state = load_file(path)
+        bad = sorted(k for k, v in state.items() if not torch.isfinite(v).all())
+        if bad:
+            raise TinyWeightsError(f"{path}: tensor(s) {bad[:_REPORT]} hold NaN or Inf values; the file is "
+                                   f"damaged: {_FIX}.")
+        net = TinySRNet(config)
+        net.load_state_dict(state, strict=True)
+    except TinyWeightsError:
+        raise
+    except Exception as e:  # checked above; a damaged file can still fail here
+        if isinstance(e, MemoryError) or "can't allocate memory" in str(e):
+            raise
+        raise TinyWeightsError(f"{path} could not be loaded ({type(e).__name__}: {str(e)[:300]}); {_FIX}.") \
+            from None
     return TinyReceiver(net, device=device, tile=tile, info=meta.get("training", {}))
