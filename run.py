@@ -11,7 +11,6 @@ total bits from the real bytes, measures PSNR / SSIM / LPIPS and writes
 ``OUT/rd.png`` (rate-distortion curves) and ``OUT/side_by_side.png``.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -34,25 +33,38 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="channel noise seed")
     args = ap.parse_args(argv)
 
+    if args.max_side < 0:
+        ap.error(f"--max-side must be 0 (whole image) or a size in pixels, got {args.max_side}")
     load_pack("metavsr")
     import torch
+    from metavsr.models import atomic
     from metavsr.models import experiment as ex
     from metavsr.models.tiny.receiver import load_embedded
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    os.makedirs(args.out, exist_ok=True)
+    try:  # find an unusable --out now, not after the sweep
+        atomic.check_writable(args.out)
+    except ValueError as e:
+        ap.error(f"--out: {e}")
     if args.input:
         images = {}
-        for p in args.input:
-            name = os.path.splitext(os.path.basename(p))[0]
-            images[name] = ex.load_image(p, max_side=args.max_side)
+        try:
+            for name, p in zip(ex.unique_names(args.input), args.input):
+                images[name] = ex.load_image(p, max_side=args.max_side)
+        except ValueError as e:
+            ap.error(f"--input: {e}")
     else:
         names = ("astronaut", "camera") if args.quick else ex.EVAL_IMAGES
         images = ex.eval_images(names, max_side=args.max_side or (256 if args.quick else 0))
     qualities = args.qualities or (ex.QUICK_QUALITIES if args.quick else ex.QUALITIES)
     settings = ex.QUICK_EDGE_SETTINGS if args.quick else ex.EDGE_SETTINGS
     metrics = ("psnr", "ssim") if args.no_lpips else ("psnr", "ssim", "lpips")
-    model = load_embedded(args.weights)
+    if any(not 1 <= q <= 100 for q in qualities):
+        ap.error(f"--qualities: JPEG qualities are 1..100, got {list(qualities)}")
+    try:
+        model = load_embedded(args.weights)
+    except (OSError, ValueError) as e:
+        ap.error(f"--weights: {e}")
     keep = next(iter(images))
     print(f"MetaVSR main job: {len(images)} image(s) ({', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in images.items())}), "
           f"regimes {' '.join(args.regimes)}, JPEG q {list(qualities)}, edge settings "
@@ -78,8 +90,8 @@ def main(argv=None):
     regime = "HN" if "HN" in args.regimes else args.regimes[-1]
     report["side_by_side"] = ex.side_by_side(report, images[keep], sbs_path, regime=regime)
     report["summary"] = ex.summary_lines(report)
-    with open(os.path.join(args.out, "report.json"), "w") as f:
-        json.dump(ex.jsonable(report), f, indent=1)
+    # written last and atomically: a failure anywhere leaves the previous report whole
+    atomic.write_json(os.path.join(args.out, "report.json"), ex.jsonable(report), indent=1)
     print("\nSummary (BD deltas of the with-edges hull against the pixel-only hull, same receiver):")
     for line in report["summary"]:
         print("  " + line)

@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from .atomic import save_figure, save_image
 from .codec import jbig2
 from .codec.degrade import REGIMES, channel_degrade
 from .codec.jpeg import jpeg_decode, jpeg_encode, to_uint8
@@ -99,16 +100,75 @@ def _centre(img, side):
     return img[y:y + min(h, side), x:x + min(w, side)]
 
 
-def load_image(path: str, multiple: int = 16, max_side: int = 0) -> np.ndarray:
-    """An image file -> ``[H,W,3]`` float32 0..1, centre-cropped to a multiple of ``multiple``."""
-    from PIL import Image
-    with Image.open(path) as im:
-        im.seek(0)
-        arr = np.asarray(im.convert("RGB"))
-    img = _to_rgb_float(arr)
+MAX_PIXELS = 4096 * 4096  # per image in the main job: the metrics need ~150 bytes per HR pixel
+
+
+def _pil_to_float(im) -> np.ndarray:
+    """A PIL image in any mode -> ``[H,W,3]`` float32 0..1 at its full bit depth.
+
+    16-bit greyscale (modes I;16*, or I from older Pillow) keeps its 16 bits: ``convert("RGB")``
+    would clip it to 255 and turn it white. Float images must already lie in 0..1.
+    """
+    mode = im.mode
+    if mode.startswith("I;16"):
+        return _to_rgb_float(np.asarray(im).astype(np.uint16))
+    if mode == "I":
+        arr = np.asarray(im)
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+            raise ValueError(f"32-bit integer image with values {arr.min()}..{arr.max()}; save it as 8- or "
+                             f"16-bit first")
+        return _to_rgb_float(arr.astype(np.uint16))
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(arr).all() or arr.min(initial=0) < 0 or arr.max(initial=0) > 1:
+            raise ValueError("floating-point image outside 0..1 (or with NaN); normalise it first")
+        return _to_rgb_float(arr)
+    return _to_rgb_float(np.asarray(im.convert("RGB")))  # palette, alpha, CMYK, YCbCr, 1-bit, ...
+
+
+def load_image(path: str, multiple: int = 16, max_side: int = 0, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An image file -> ``[H,W,3]`` float32 0..1, centre-cropped to a multiple of ``multiple``
+    (and to ``max_side`` when given). Errors name the file: an unreadable one, or one over
+    ``max_pixels`` after cropping (say ``max_side`` then)."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            im.seek(0)
+            if im.width * im.height > 16 * max_pixels:  # don't even decode a 1-gigapixel file
+                raise ValueError(f"it is {im.width}x{im.height}, far above what the main job handles")
+            img = _pil_to_float(im)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+        raise ValueError(f"{path}: cannot use it as an input image ({e})") from None
     if max_side:
         img = _centre(img, max_side)
-    return crop_to_multiple(img, multiple)
+    if img.shape[0] * img.shape[1] > max_pixels:
+        raise ValueError(f"{path}: {img.shape[1]}x{img.shape[0]} is larger than the main job handles "
+                         f"({max_pixels} pixels: its metrics need ~{img.shape[0] * img.shape[1] * 150 >> 30} GiB); "
+                         f"centre-crop it with --max-side 2048 (or resize it)")
+    try:
+        return crop_to_multiple(img, multiple)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def unique_names(paths: Sequence[str]) -> List[str]:
+    """A short distinct name per input file: the file name without extension, with as many parent
+    folders as it takes to tell equal names apart (``a/photo``, ``b/photo``)."""
+    import os
+    full = [os.path.normpath(os.path.abspath(p)) for p in paths]
+    dup = {p for p in full if full.count(p) > 1}
+    if dup:
+        raise ValueError(f"{sorted(dup)[0]} is given more than once")
+    parts = [os.path.splitext(p)[0].split(os.sep) for p in full]
+    depth = [1] * len(paths)
+    while True:
+        names = ["/".join(pp[-d:]) for pp, d in zip(parts, depth)]
+        clash = {n for n in names if names.count(n) > 1}
+        if not clash:
+            return names
+        for i, n in enumerate(names):
+            if n in clash:
+                depth[i] += 1
 
 
 # ----------------------------------------------------------------------------- sender / channel
@@ -378,7 +438,7 @@ def plot_rd(report: dict, path: str, metric: str = "psnr"):
     axes[0][0].legend(fontsize=8, loc="upper left")
     fig.suptitle(f"{report['model']}: x4 SR at matched total rate ({len(report['images'])} image(s))")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(path, fig, dpi=110)
     plt.close(fig)
 
 
@@ -452,7 +512,7 @@ def side_by_side(report: dict, hr: np.ndarray, path: str, regime: str = "HN", cr
         draw.text((x0 + 2, 8), label, fill="black", font=font)
     draw.text((2, tile + top + 5), f"{name}, {regime} channel, crop {c}x{c} at ({x},{y}) shown x{zoom}; "
               f"rates and PSNR of the whole image; with-edges uses no more bits than pixel-only", fill="black", font=font)
-    canvas.save(path)
+    save_image(path, canvas)
     return dict(image=name, regime=regime, pixel_only=po["setting"], with_edges=pe["setting"],
                 pixel_only_bits=po["bits"], with_edges_bits=pe["bits"],
                 pixel_only_psnr=po["psnr"], with_edges_psnr=pe["psnr"])

@@ -42,7 +42,8 @@ def image(name: str, img, channels=(3,), min_size: int = 1) -> torch.Tensor:
 
 
 def mask(name: str, m, binary: bool = False) -> torch.Tensor:
-    """Check a MASK ``[B,H,W]`` (a single ``[H,W]`` is promoted); with ``binary`` require 0/1 values."""
+    """Check a MASK ``[B,H,W]`` float 0..1 (a single ``[H,W]`` is promoted) as :func:`image` checks
+    an IMAGE: finite, in 0..1; with ``binary`` only 0 and 1."""
     if not isinstance(m, torch.Tensor):
         raise MetaVSRInputError(f"{name}: expected a MASK tensor [B,H,W], got {type(m).__name__}.")
     if m.ndim == 2:
@@ -52,13 +53,36 @@ def mask(name: str, m, binary: bool = False) -> torch.Tensor:
     if m.shape[0] == 0 or m.shape[1] == 0 or m.shape[2] == 0:
         raise MetaVSRInputError(f"{name}: the mask is empty {tuple(m.shape)}.")
     m = m.float()
+    finite = torch.isfinite(m)
+    if not bool(finite.all()):
+        raise MetaVSRInputError(f"{name}: contains {int((~finite).sum())} NaN or Inf values; check the "
+                                f"node that produced the mask.")
+    lo, hi = float(m.min()), float(m.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise MetaVSRInputError(f"{name}: values must lie in 0..1 (found {lo:.3g}..{hi:.3g}); MASK "
+                                f"tensors in ComfyUI are normalised floats.")
     if binary:
         bad = ~((m == 0) | (m == 1))
         if bool(bad.any()):
             raise MetaVSRInputError(f"{name}: a bi-level mask must hold only 0 and 1 "
                                     f"({int(bad.sum())} other values); threshold it first "
                                     f"(e.g. a Canny metadata node, or mask > 0.5).")
-    return m.contiguous()
+    return m.clamp(0, 1).contiguous()
+
+
+MAX_OUTPUT_BYTES = 8 << 30  # what one node output may take; larger ones are refused before allocating
+
+
+def output_size(name: str, shape, fix: str, itemsize: int = 4, what: str = "output"):
+    """Refuse an output of ``shape`` (float32 by default) above :data:`MAX_OUTPUT_BYTES` before it
+    is allocated, naming the input that makes it that large and the fix."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    if n * itemsize > MAX_OUTPUT_BYTES:
+        dims = "x".join(str(int(d)) for d in shape)
+        raise MetaVSRInputError(f"{name}: the {what} would be {dims} ({n * itemsize / 2**30:.1f} GiB), over "
+                                f"the {MAX_OUTPUT_BYTES >> 30} GiB one node output may take; {fix}.")
 
 
 def number(name: str, value, lo=None, hi=None, integer: bool = False):

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import metrics as M
+from ..models.atomic import save_image
 from ..models.metrics import features as metric_files
 from ..models.metrics.common import MIN_DEEP_SIZE
 from . import _check
@@ -40,15 +41,25 @@ def _deep_metric(fn, name, *args, **kw):
         raise _check.MetaVSRInputError(f"{name}: {e}") from None
 
 
-def _on_device(fn, x, y, chunk=8, overlap=0, **kw):
+CHUNK = 8  # frames per device batch of the deep metrics
+
+
+def _chunks(frames: int, chunk: int = CHUNK, overlap: int = 0) -> int:
+    return len(range(0, max(frames - overlap, 1), chunk - overlap))
+
+
+def _on_device(fn, x, y, chunk=CHUNK, overlap=0, progress=None, **kw):
     """Run a per-frame metric on the compute device a few frames at a time, so a long clip never has to
-    fit on the GPU at once. ``overlap`` frames are repeated between chunks (1 for per-pair metrics)."""
+    fit on the GPU at once. ``overlap`` frames are repeated between chunks (1 for per-pair metrics).
+    ``progress.update()`` after each chunk (and the cancel check that comes with it)."""
     dev = torch_device()
     step = chunk - overlap
     parts = []
     for s in range(0, max(x.shape[0] - overlap, 1), step):
         xs, ys = x[s:s + chunk].to(dev), y[s:s + chunk].to(dev)
         parts.append(fn(xs, ys, **kw).double().cpu())
+        if progress is not None:
+            progress.update()
     return torch.cat(parts)
 
 
@@ -92,6 +103,9 @@ class MetaVSRMetrics:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("FLOAT", "FLOAT", "FLOAT", "FLOAT", "STRING")
     RETURN_NAMES = ("psnr", "ssim", "lpips", "dists", "table")
+    OUTPUT_TOOLTIPS = ("Mean PSNR over frames (dB).", "Mean SSIM over frames.",
+                       "Mean LPIPS over frames (-1 when off).", "Mean DISTS over frames (-1 when off).",
+                       "Per-frame table (text).")
     FUNCTION = "run"
     OUTPUT_NODE = True
 
@@ -128,19 +142,20 @@ class MetaVSRMetrics:
         if (lpips_net != "off" or dists) and min(h, w) < MIN_DEEP_SIZE:
             raise _check.MetaVSRInputError(f"images: {w}x{h} is too small for LPIPS/DISTS (min 32x32); set "
                                            f"lpips_net to off and dists to false.")
+        if color_space not in ("RGB", "Y"):
+            raise _check.MetaVSRInputError(f"color_space: {color_space!r} is not RGB or Y.")
         space = "y" if color_space == "Y" else "rgb"
-        progress = Progress(2 + (lpips_net != "off") + bool(dists))
+        progress = Progress(2 + _chunks(x.shape[0]) * ((lpips_net != "off") + bool(dists)))
         p = M.psnr(x, y, space, crop).double()
         progress.update()
         s = M.ssim(x, y, space, crop).double()
         progress.update()
         lp = ds = None
         if lpips_net != "off":
-            lp = _deep_metric(_on_device, f"lpips_net={lpips_net}", M.lpips, x, y, net=lpips_net)
-            progress.update()
+            lp = _deep_metric(_on_device, f"lpips_net={lpips_net}", M.lpips, x, y, net=lpips_net,
+                              progress=progress)
         if dists:
-            ds = _deep_metric(_on_device, "dists", M.dists, x, y)
-            progress.update()
+            ds = _deep_metric(_on_device, "dists", M.dists, x, y, progress=progress)
         mean = lambda t: None if t is None else float(t.mean())
         sp = "Y" if space == "y" else "RGB"
         header = ["frame", f"PSNR-{sp} dB", f"SSIM-{sp}", f"LPIPS-{lpips_net}", "DISTS"]
@@ -163,6 +178,9 @@ class MetaVSRTemporalMetrics:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("FLOAT", "FLOAT", "FLOAT", "STRING")
     RETURN_NAMES = ("tof", "tlp", "ewarp_x1e3", "table")
+    OUTPUT_TOOLTIPS = ("Mean tOF over frame pairs (pixels; lower is better).",
+                       "Mean tLP over frame pairs (lower is better).",
+                       "Mean flow warping error x1e-3 (lower is better).", "Per-pair table (text).")
     FUNCTION = "run"
     OUTPUT_NODE = True
 
@@ -183,11 +201,11 @@ class MetaVSRTemporalMetrics:
         x, y = _pair(images, reference, min_size=32)
         if x.shape[0] < 2:
             raise _check.MetaVSRInputError("images: temporal metrics need a clip of at least 2 frames (got 1).")
-        progress = Progress(3)
+        progress = Progress(2 + _chunks(x.shape[0], overlap=1))
         of = M.tof(x, y).double()
         progress.update()
-        lp = _deep_metric(_on_device, f"lpips_net={lpips_net}", M.tlp, x, y, overlap=1, net=lpips_net)
-        progress.update()
+        lp = _deep_metric(_on_device, f"lpips_net={lpips_net}", M.tlp, x, y, overlap=1, net=lpips_net,
+                          progress=progress)
         ew = M.ewarp(x, y if ewarp_flow == "reference" else None).double() * 1e3
         progress.update()
         rows = [["mean", _fmt(float(of.mean())), _fmt(float(lp.mean())), _fmt(float(ew.mean()))]]
@@ -206,6 +224,8 @@ class MetaVSRSweepValues:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("INT", "FLOAT", "INT")
     RETURN_NAMES = ("ints", "floats", "count")
+    OUTPUT_TOOLTIPS = ("The values rounded to integers, as a list (runs downstream nodes once each).",
+                       "The values as floats, as a list.", "How many values.")
     OUTPUT_IS_LIST = (True, True, False)
     FUNCTION = "run"
 
@@ -282,6 +302,7 @@ class MetaVSRRDCurve:
     INPUT_IS_LIST = True
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("plot", "table")
+    OUTPUT_TOOLTIPS = ("RD plot image with BD figures in the legend.", "BD table and all points (text).")
     FUNCTION = "run"
     OUTPUT_NODE = True
 
@@ -390,13 +411,28 @@ def _font(size):
         return ImageFont.load_default()
 
 
+def auto_font_size(width: int) -> int:
+    """Caption size for a panel ``width`` px wide: readable when the whole grid is scaled down to a
+    screen (a 1956 px grid of 5 panels shown at 1000 px still gets ~8 px letters)."""
+    return int(min(160, max(14, width // 24)))
+
+
 def _text_bar(text, width, height, size, fg=(255, 255, 255), bg=(24, 24, 24)) -> np.ndarray:
-    """A caption strip [height,width,3] float 0..1 with ``text`` left-aligned (Pillow default font)."""
+    """A caption strip [height,width,3] float 0..1 with ``text`` left-aligned (Pillow default font),
+    the font shrunk until the text fits the strip."""
     from PIL import Image, ImageDraw
     im = Image.new("RGB", (width, height), bg)
     d = ImageDraw.Draw(im)
+    margin = max(6, size // 3)
     font = _font(size)
-    d.text((6, max(0, (height - size) // 2 - 1)), text, fill=fg, font=font)
+    fits = lambda t: not hasattr(font, "getlength") or font.getlength(t) <= width - 2 * margin
+    while size > 8 and not fits(text):
+        size = max(8, int(size * 0.9))
+        font = _font(size)
+    while len(text) > 1 and not fits(text):  # even the smallest type is too wide: cut it
+        text = text[:-2] + "\u2026"
+    top, bottom = (d.textbbox((0, 0), text, font=font)[1::2] if text else (0, size))
+    d.text((margin, (height - (bottom - top)) // 2 - top), text, fill=fg, font=font)
     return np.asarray(im, dtype=np.float32) / 255.0
 
 
@@ -449,6 +485,7 @@ class MetaVSRComparisonGrid:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("grid",)
+    OUTPUT_TOOLTIPS = ("The grid image (one per frame for clips).",)
     FUNCTION = "run"
 
     @classmethod
@@ -469,7 +506,10 @@ class MetaVSRComparisonGrid:
                            "Horizontal centre of the zoomed region (fraction of width)."}),
                 "zoom_y": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                            "Vertical centre of the zoomed region (fraction of height)."}),
-                "font_size": ("INT", {"default": 18, "min": 8, "max": 96, "tooltip": "Caption font size in pixels."}),
+                "font_size": ("INT", {"default": 0, "min": 0, "max": 160, "tooltip":
+                              "Caption font size in pixels; 0 = scaled to the panel (about 1/24 of its width, "
+                              "so captions stay readable when the grid is shown smaller). Captions that do not "
+                              "fit a panel are shrunk to fit."}),
             },
             "optional": opt,
         }
@@ -484,7 +524,7 @@ class MetaVSRComparisonGrid:
         named = [(n, v.expand(-1, -1, -1, 3) if v.shape[-1] == 1 else v) for n, v in named]
         zs = _check.number("zoom_size", zoom_size, 0.0, 1.0)
         zx, zy = _check.number("zoom_x", zoom_x, 0.0, 1.0), _check.number("zoom_y", zoom_y, 0.0, 1.0)
-        fs = _check.number("font_size", font_size, 8, 96, integer=True)
+        fs = _check.number("font_size", font_size, 0, 160, integer=True)
         cols = _check.number("columns", columns, 0, MAX_GRID_INPUTS, integer=True) or len(named)
         if resize not in ("nearest", "bicubic"):
             raise _check.MetaVSRInputError(f"resize: {resize!r} is not nearest or bicubic.")
@@ -494,7 +534,8 @@ class MetaVSRComparisonGrid:
         caps = str(captions).split("\n")
         n = len(named)
         rows = -(-n // cols)
-        pad, cap_h = 6, fs + 12
+        fs = fs or auto_font_size(w)
+        pad, cap_h = max(6, w // 160), fs + fs // 2 + 6
         zoom_h = w if zs > 0 else 0  # the zoom panel is square, as wide as the tile
         cell_h = cap_h + h + (pad + zoom_h if zs > 0 else 0)
         gh, gw = pad + rows * (cell_h + pad), pad + cols * (w + pad)
@@ -536,8 +577,8 @@ def _save_previews(images: torch.Tensor, prefix: str) -> list:
     records = []
     for i in range(min(images.shape[0], MAX_PREVIEW_FRAMES)):
         fd, path = tempfile.mkstemp(prefix=f"metavsr_{prefix}_", suffix=".png", dir=root)
-        os.close(fd)
-        to_pil(images[i]).save(path, compress_level=1)
+        os.close(fd)  # reserves a unique name; the image replaces it whole (never a half PNG)
+        save_image(path, to_pil(images[i]), compress_level=1)
         records.append({"filename": os.path.basename(path), "subfolder": "", "type": kind})
     return records
 
@@ -549,6 +590,7 @@ class MetaVSRABCompare:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("split_view",)
+    OUTPUT_TOOLTIPS = ("A left of the split, B right, with labels (one per frame).",)
     FUNCTION = "run"
     OUTPUT_NODE = True
 
@@ -610,6 +652,7 @@ class MetaVSREdgeOverlay:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("Frames with the map drawn over them.",)
     FUNCTION = "run"
 
     @classmethod
@@ -627,8 +670,6 @@ class MetaVSREdgeOverlay:
     def run(self, images, mask, color="#ff2020", opacity=1.0):
         x = _check.image("images", images, channels=(3,))
         m = _check.mask("mask", mask)
-        if float(m.min()) < 0 or float(m.max()) > 1:
-            raise _check.MetaVSRInputError("mask: values must lie in 0..1.")
         a = _check.number("opacity", opacity, 0.0, 1.0)
         col = torch.tensor(_parse_colour(color), dtype=torch.float32)
         t = _frames_of([("images", x), ("mask", m)])
@@ -653,8 +694,8 @@ NODE_CLASS_MAPPINGS = {
     "MetaVSREdgeOverlay": MetaVSREdgeOverlay,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "MetaVSRMetrics": "MetaVSR Metrics (PSNR/SSIM/LPIPS/DISTS)",
-    "MetaVSRTemporalMetrics": "MetaVSR Temporal Metrics (tOF/tLP/E_warp)",
+    "MetaVSRMetrics": "MetaVSR Metrics",
+    "MetaVSRTemporalMetrics": "MetaVSR Temporal Metrics",
     "MetaVSRSweepValues": "MetaVSR Sweep Values",
     "MetaVSRRDCurve": "MetaVSR RD Curve",
     "MetaVSRComparisonGrid": "MetaVSR Comparison Grid",

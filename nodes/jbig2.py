@@ -125,23 +125,36 @@ class MetaVSRJBIG2Decode:
             raise _check.MetaVSRInputError(f"bitstream: {len(bitstream.payload)} payloads for {t} frames; "
                                            f"JBIG2 streams carry one file per frame.")
         params = bitstream.params
-        factor = int(params.get("resolution", 1))
+        factor = params.get("resolution", 1)
         if factor not in edge_rate.FACTORS:
-            raise _check.MetaVSRInputError(f"bitstream: unknown resolution factor {factor}.")
-        embedded = CONTAINERS.get(params.get("container", "file"), False)
+            raise _check.MetaVSRInputError(f"bitstream: unknown resolution factor {factor!r} (expected one of "
+                                           f"{list(edge_rate.FACTORS)}); re-encode with MetaVSR JBIG2 Encode.")
+        # the declared sizes bound every allocation: the maps are refused before anything is made,
+        # and each frame's decoder may make no page larger than the declared coded size
+        _check.output_size("bitstream", (t, h, w), "decode fewer frames at a time", what="decoded edge maps")
+        coded_size = (-(-h // factor), -(-w // factor))
+        if tuple(params.get("coded_size", coded_size)) != coded_size:
+            raise _check.MetaVSRInputError(f"bitstream: declares coded size {params.get('coded_size')} but "
+                                           f"{w}x{h} at 1/{factor} is {coded_size[1]}x{coded_size[0]}; the "
+                                           f"stream is inconsistent (re-encode it).")
+        if params.get("container", "file") not in CONTAINERS:
+            raise _check.MetaVSRInputError(f"bitstream: unknown container {params.get('container')!r}.")
+        embedded = CONTAINERS[params.get("container", "file")]
         digests = params.get("digests")
         progress = Progress(t)
         out = np.empty((t, h, w), np.uint8)
         exact = digests is not None and len(digests) == t
         for i, blob in enumerate(bitstream.payload):
+            limits = jbig2.Limits.for_page(coded_size[1], coded_size[0], max_input=max(len(blob), 1))
             try:
-                coded = jbig2.decode(blob, embedded=embedded)
+                coded = jbig2.decode(blob, embedded=embedded, limits=limits)
             except jbig2.JBIG2Error as e:
-                raise _check.MetaVSRInputError(f"bitstream: frame {i} is not a readable JBIG2 stream ({e}).") from None
-            try:
-                out[i] = edge_rate.upscale(coded, factor, (h, w))
-            except ValueError as e:
-                raise _check.MetaVSRInputError(f"bitstream: frame {i}: {e}.") from None
+                raise _check.MetaVSRInputError(f"bitstream: frame {i} is not a readable JBIG2 stream of the "
+                                               f"declared {coded_size[1]}x{coded_size[0]} size ({e}).") from None
+            if coded.shape != coded_size:
+                raise _check.MetaVSRInputError(f"bitstream: frame {i} decodes to {coded.shape[1]}x{coded.shape[0]} "
+                                               f"but the bitstream declares {coded_size[1]}x{coded_size[0]}.")
+            out[i] = edge_rate.upscale(coded, factor, (h, w))
             if exact:
                 exact = _digest(coded) == digests[i]
             progress.update(1)

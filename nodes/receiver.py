@@ -7,6 +7,8 @@ from ..models.receiver import SR_MODEL_TYPE, SRModel
 from . import _check
 from ._comfy import Progress
 
+MAX_SIDE = 16384  # output pixels per side; beyond it frames are better cropped than allocated
+
 
 def _metadata_map(name, value, frames, hr_h, hr_w):
     """MASK [B,H,W] or IMAGE [B,H,W,C] at HR size -> [T,H,W,1] float 0..1 (B = 1 broadcasts)."""
@@ -14,8 +16,6 @@ def _metadata_map(name, value, frames, hr_h, hr_w):
         value = _check.image(name, value, channels=(1, 3)).mean(dim=-1)
     else:
         value = _check.mask(name, value)
-        if float(value.min()) < 0 or float(value.max()) > 1:
-            raise _check.MetaVSRInputError(f"{name}: values must lie in 0..1.")
     b, h, w = value.shape
     if (h, w) != (hr_h, hr_w):
         raise _check.MetaVSRInputError(
@@ -34,6 +34,7 @@ class MetaVSRSuperResolve:
     CATEGORY = "MetaVSR/receiver"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("sr_images",)
+    OUTPUT_TOOLTIPS = ("Super-resolved frames [T,sH,sW,3] float 0..1 (s = the model's scale).",)
     FUNCTION = "run"
 
     @classmethod
@@ -57,6 +58,12 @@ class MetaVSRSuperResolve:
         lr = _check.image("lr_images", lr_images, channels=(3,), min_size=2)
         t, h, w, _ = lr.shape
         s = int(sr_model.scale)
+        if max(h, w) * s > MAX_SIDE:
+            raise _check.MetaVSRInputError(
+                f"lr_images: {w}x{h} at x{s} would give a {w * s}x{h * s} output; the largest side this "
+                f"node makes is {MAX_SIDE} px. Crop the video (or super-resolve it in parts) first.")
+        _check.output_size("lr_images", (t, h * s, w * s, 3), "give fewer frames at a time (e.g. split the "
+                           "batch) or crop the frames", what=f"x{s} output")
         metadata = {}
         if use_metadata:
             for kind, value in (("edges", edges), ("depth", depth)):

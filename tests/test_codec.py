@@ -1,6 +1,4 @@
 """Base-layer codecs decoded by an independent decoder (OpenCV's libjpeg / FFmpeg build)."""
-import os
-
 import cv2
 import numpy as np
 import pytest

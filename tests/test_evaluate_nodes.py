@@ -172,7 +172,7 @@ def test_grid_layout_captions_and_zoom():
     lr = a[:, ::4, ::4]
     g = E.MetaVSRComparisonGrid().run("A\nB\nLR", 0, "nearest", 0.25, 0.5, 0.5, 16,
                                       images_1=a, images_2=b, images_3=lr)[0]
-    pad, cap = 6, 16 + 12
+    pad, cap = 6, 16 + 16 // 2 + 6
     zoom = 96
     assert g.shape == (1, pad + cap + 64 + pad + zoom + pad, pad + 3 * (96 + pad), 3)
     y0 = pad + cap
@@ -190,6 +190,27 @@ def test_grid_layout_captions_and_zoom():
     torch.testing.assert_close(zp, crop.repeat_interleave(6, 0).repeat_interleave(6, 1))
     # the caption strip carries text (light pixels on the dark bar)
     assert g[0, pad:pad + cap, pad:pad + 96].max() > 0.8
+
+
+def test_grid_captions_scale_with_the_panels():
+    """Auto captions grow with the panel width (before: 18 px letters on a 1956 px grid, unreadable
+    once the grid is shown at screen size) and a long caption shrinks to stay inside its panel."""
+    def text_rows(g, cap_top, cap_h, x0, w):
+        bar = g[0, cap_top:cap_top + cap_h, x0:x0 + w].max(-1).values
+        rows = (bar > 0.6).any(-1).nonzero()
+        cols = (bar > 0.6).any(0).nonzero()
+        return int(rows.max() - rows.min() + 1), int(cols.max() + 1)
+    for w in (96, 384):
+        img = _img(64, w)
+        g = E.MetaVSRComparisonGrid().run("Hg", 0, "nearest", 0.0, 0.5, 0.5, 0, images_1=img, images_2=img)[0]
+        size = E.auto_font_size(w)
+        pad = max(6, w // 160)
+        height, _ = text_rows(g, pad, size + size // 2 + 6, pad, w)
+        assert height >= 0.6 * size, (w, height, size)
+    long = "a caption far too long to fit inside one narrow panel of the grid"
+    g = E.MetaVSRComparisonGrid().run(long, 0, "nearest", 0.0, 0.5, 0.5, 40, images_1=_img(64, 96))[0]
+    _, right = text_rows(g, 6, 40 + 20 + 6, 6, 96)
+    assert right <= 96 - 4  # inside the panel, clear of its right edge
 
 
 def test_grid_frames_and_limits():

@@ -64,3 +64,28 @@ def test_pyproject_matches_requirements():
     assert sorted(meta["project"]["dependencies"]) == sorted(reqs)
     assert not any(r.lower().startswith("torch") for r in reqs)
     assert "tool" in meta and "comfy" in meta["tool"]
+
+
+MAX_TITLE = 30  # characters: a default-width node (about 300 px at 14 px type) shows the whole title
+
+
+def test_every_node_documents_inputs_and_outputs():
+    """V1 node API as the frontend shows it: a description, a tooltip on every input and every output,
+    and a display name short enough not to be cut off on a default-width node."""
+    import metavsr
+    problems = []
+    for nid, cls in metavsr.NODE_CLASS_MAPPINGS.items():
+        if not getattr(cls, "DESCRIPTION", ""):
+            problems.append(f"{nid}: no DESCRIPTION")
+        for section, inputs in cls.INPUT_TYPES().items():
+            for name, spec in (inputs or {}).items():
+                opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                if not opts.get("tooltip"):
+                    problems.append(f"{nid}.{name}: no tooltip")
+        tips = getattr(cls, "OUTPUT_TOOLTIPS", None)
+        if cls.RETURN_TYPES and (not tips or len(tips) != len(cls.RETURN_TYPES) or not all(tips)):
+            problems.append(f"{nid}: OUTPUT_TOOLTIPS {tips!r} do not match RETURN_TYPES {cls.RETURN_TYPES}")
+        title = metavsr.NODE_DISPLAY_NAME_MAPPINGS.get(nid, "")
+        if not title.startswith("MetaVSR ") or len(title) > MAX_TITLE:
+            problems.append(f"{nid}: display name {title!r} (must start with 'MetaVSR ', at most {MAX_TITLE} chars)")
+    assert not problems, "\n".join(problems)

@@ -15,7 +15,6 @@ complete diffusers folder (transformer + the frozen VAE, scheduler and prompt em
 """
 import argparse
 import glob
-import json
 import os
 import shutil
 import sys
@@ -28,6 +27,7 @@ sys.path.insert(0, ROOT)
 from _pack import load_pack  # noqa: E402
 
 load_pack("metavsr")
+from metavsr.models import atomic  # noqa: E402
 from metavsr.models.codec.resize import downscale  # noqa: E402
 from metavsr.models.metasr import load, training  # noqa: E402
 
@@ -108,8 +108,7 @@ def save(pipe, src: str, out: str, kinds):
     for f in glob.glob(os.path.join(src, "*.json")) + glob.glob(os.path.join(src, "*.safetensors")):
         if os.path.abspath(os.path.dirname(f)) != os.path.abspath(out):
             shutil.copy(f, out)
-    with open(os.path.join(out, "metasr.json"), "w") as f:
-        json.dump({"metadata_kinds": list(kinds)}, f)
+    atomic.write_json(os.path.join(out, "metasr.json"), {"metadata_kinds": list(kinds)})
 
 
 def main(argv=None):

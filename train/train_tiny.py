@@ -33,6 +33,7 @@ if "metavsr" not in sys.modules:
     _pkg = types.ModuleType("metavsr")
     _pkg.__path__ = [ROOT]
     sys.modules["metavsr"] = _pkg
+from metavsr.models import atomic  # noqa: E402
 from metavsr.models.tiny import data as tdata  # noqa: E402
 from metavsr.models.tiny.net import TinyConfig, TinySRNet  # noqa: E402
 
@@ -65,11 +66,13 @@ class _Batches(torch.utils.data.IterableDataset):
 
 
 def save(net, path, training):
-    from safetensors.torch import save_file
+    """Weights with their config and recipe in the header, written atomically (a checkpoint cut short
+    by a full disk or a kill leaves the previous one whole)."""
+    from safetensors.torch import save
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, path, metadata={"config": json.dumps(net.config.to_dict()),
-                                     "training": json.dumps(training)})
+    atomic.write_bytes(path, save(state, metadata={"config": json.dumps(net.config.to_dict()),
+                                                   "training": json.dumps(training)}))
 
 
 def train(args):
@@ -123,8 +126,8 @@ def train(args):
             save(net, args.out, dict(training, iterations=it, partial=True))
     training.update(iterations=it, minutes=round((time.time() - t0) / 60, 2), final_loss_l1=round(ema, 5))
     save(net, args.out, training)
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(dict(config=cfg.to_dict(), training=training), f, indent=2)
+    atomic.write_json(os.path.splitext(args.out)[0] + ".json", dict(config=cfg.to_dict(), training=training),
+                      indent=2)
     print(f"saved {args.out} after {it} iterations", flush=True)
 
 
