@@ -10,41 +10,36 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.wfbuild import Workflow, pack_classes, save_workflow  # noqa: E402
+from tools.wfbuild import AB_SLIDER, Image, Text, Workflow, pack_classes, save_workflow  # noqa: E402
 
 CLASSES = pack_classes()
 
 
 def build():
     wf = Workflow(CLASSES)
-    hr = wf.node("LoadImage", image="metavsr_sample.png", pos=(0, 0), size=(300, 360), title="HR frames")
-    down = wf.node("MetaVSRDownscale", images=hr[0], method="area", factor=4, pos=(340, 0), title="sender: area x4")
-    jpg = wf.node("MetaVSRJPEG", images=down[0], quality=40, subsampling="4:2:0", pos=(340, 180),
-                  title="sender: JPEG base layer")
-    edges = wf.node("MetaVSRCannyMetadata", images=hr[0], mode="thresholds", low=100, high=200, pos=(0, 420),
+    hr = wf.node("LoadImage", image="metavsr_sample.png", title="HR frames")
+    down = wf.node("MetaVSRDownscale", images=hr[0], method="area", factor=4, title="sender: area x4")
+    jpg = wf.node("MetaVSRJPEG", images=down[0], quality=40, subsampling="4:2:0", title="sender: JPEG base layer")
+    edges = wf.node("MetaVSRCannyMetadata", images=hr[0], mode="thresholds", low=100, high=200,
                     title="sender: Canny on HR")
-    enc = wf.node("MetaVSRJBIG2Encode", edges=edges[0], pos=(340, 420), title="sender: JBIG2 edges")
-    dec = wf.node("MetaVSRJBIG2Decode", bitstream=enc[0], pos=(700, 420), title="receiver: decode edges")
-    model = wf.node("MetaVSRLoadCogVideoXSR", model="MetaSR-edges", pos=(700, 0), size=(360, 330),
-                    title="MetaSR (CogVideoX one-step)")
+    enc = wf.node("MetaVSRJBIG2Encode", edges=edges[0], title="sender: JBIG2 edges")
+    dec = wf.node("MetaVSRJBIG2Decode", bitstream=enc[0], title="receiver: decode edges")
+    model = wf.node("MetaVSRLoadCogVideoXSR", model="MetaSR-edges", title="MetaSR (CogVideoX one-step)")
     sr_meta = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=jpg[0], use_metadata=True,
-                      edges=dec[0], pos=(1100, 0), title="SR with edge tokens")
+                      edges=dec[0], title="SR with edge tokens")
     sr_plain = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=jpg[0], use_metadata=False,
-                       edges=dec[0], pos=(1100, 200), title="SR pixel-only (DOVE-style)")
-    rate = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], bitstream_2=enc[0], reference=hr[0], pos=(700, 620),
-                   size=(340, 220))
-    wf.node("PreviewAny", source=rate[0], pos=(1100, 620), size=(520, 200), title="Bits: base layer + edges")
-    y = 0
+                       edges=dec[0], title="SR pixel-only (DOVE-style)")
+    rate = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], bitstream_2=enc[0], reference=hr[0], column="measure")
+    wf.node("PreviewAny", source=rate[0], title="Bits: base layer + edges", show=Text(6, 60))
     for label, sr in (("with edges", sr_meta), ("pixel-only", sr_plain)):
         met = wf.node("MetaVSRMetrics", images=sr[0], reference=hr[0], color_space="RGB", crop_border=4,
-                      lpips_net="alex", dists=False, label=label, pos=(1440, y))
-        wf.node("PreviewAny", source=met[4], pos=(1800, y), size=(460, 250), title=f"metrics: {label}")
-        y += 300
+                      lpips_net="alex", dists=False, label=label, column="measure")
+        wf.node("PreviewAny", source=met[4], title=f"metrics: {label}", show=Text(5, 50))
     ab = wf.node("MetaVSRABCompare", image_a=sr_plain[0], image_b=sr_meta[0], split=0.5, label_a="pixel-only",
-                 label_b="with edges", pos=(2300, 0), size=(340, 300))
-    wf.node("PreviewImage", images=ab[0], pos=(2680, 0), size=(520, 560), title="A/B: pixel-only | with edges")
+                 label_b="with edges", show=Image(AB_SLIDER, AB_SLIDER), column="measure")
+    wf.node("PreviewImage", images=ab[0], title="A/B: pixel-only | with edges", show=Image(420, 420))
     return wf
 
 
 if __name__ == "__main__":
-    save_workflow(build(), "metasr_cogvideox.json")
+    save_workflow(build(), "metasr_cogvideox.json", probe=False)   # needs downloaded weights: show= hints only

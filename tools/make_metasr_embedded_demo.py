@@ -11,7 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.wfbuild import Workflow, pack_classes, save_workflow  # noqa: E402
+from tools.wfbuild import AB_SLIDER, Image, Text, Workflow, pack_classes, save_workflow  # noqa: E402
 
 CLASSES = pack_classes()
 Q_EDGES, Q_PIXEL = 30, 70
@@ -19,66 +19,63 @@ Q_EDGES, Q_PIXEL = 30, 70
 
 def build():
     wf = Workflow(CLASSES)
-    hr = wf.node("LoadImage", image="metavsr_sample.png", pos=(0, 0), size=(300, 360), title="HR image (sender)")
-    down = wf.node("MetaVSRDownscale", images=hr[0], method="bicubic", factor=4, pos=(340, 0), title="x4 bicubic")
+    hr = wf.node("LoadImage", image="metavsr_sample.png", title="HR image (sender)")
+    down = wf.node("MetaVSRDownscale", images=hr[0], method="bicubic", factor=4, title="x4 bicubic")
 
     # --- sender: two base layers, one edge stream ------------------------------------------------
-    jpg_e = wf.node("MetaVSRJPEG", images=down[0], quality=Q_EDGES, subsampling="4:2:0", pos=(680, 0),
+    jpg_e = wf.node("MetaVSRJPEG", images=down[0], quality=Q_EDGES, subsampling="4:2:0",
                     title=f"JPEG q{Q_EDGES} (with-edges branch)")
-    jpg_p = wf.node("MetaVSRJPEG", images=down[0], quality=Q_PIXEL, subsampling="4:2:0", pos=(680, 200),
+    jpg_p = wf.node("MetaVSRJPEG", images=down[0], quality=Q_PIXEL, subsampling="4:2:0",
                     title=f"JPEG q{Q_PIXEL} (pixel-only branch)")
     canny = wf.node("MetaVSRCannyMetadata", images=hr[0], mode="target density", target_density=0.04,
-                    pos=(340, 420), title="Canny edges on the HR")
+                    title="Canny edges on the HR")
     enc = wf.node("MetaVSRJBIG2Encode", edges=canny[0], template="auto", thinning=True, resolution="1/2",
-                  reduce_method="any", pos=(680, 420), title="JBIG2 (thinned, 1/2 resolution)")
+                  reduce_method="any", title="JBIG2 (thinned, 1/2 resolution)")
 
     # --- channel: HN on the decoded base layers (same seed for both) ------------------------------
-    ch_e = wf.node("MetaVSRChannelDegrade", images=jpg_e[0], regime="HN", seed=0, pos=(1020, 0),
+    ch_e = wf.node("MetaVSRChannelDegrade", images=jpg_e[0], regime="HN", seed=0,
                    title="HN channel (with-edges branch)")
-    ch_p = wf.node("MetaVSRChannelDegrade", images=jpg_p[0], regime="HN", seed=0, pos=(1020, 240),
+    ch_p = wf.node("MetaVSRChannelDegrade", images=jpg_p[0], regime="HN", seed=0,
                    title="HN channel (pixel-only branch)")
-    dec = wf.node("MetaVSRJBIG2Decode", bitstream=enc[0], original=canny[0], pos=(1020, 480),
-                  title="JBIG2 decode (receiver)")
+    dec = wf.node("MetaVSRJBIG2Decode", bitstream=enc[0], original=canny[0], title="JBIG2 decode (receiver)")
 
     # --- receiver ---------------------------------------------------------------------------------
     model = wf.node("MetaVSRLoadEmbeddedReceiver", weights="tiny_sr_x4.safetensors", device="auto",
-                    tile_size=192, pos=(1360, 0), title="Embedded receiver (ships with the pack)")
+                    tile_size=192, title="Embedded receiver (ships with the pack)")
     sr_e = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=ch_e[0], use_metadata=True,
-                   edges=dec[0], pos=(1700, 0), title=f"SR with edges (q{Q_EDGES} + JBIG2)")
+                   edges=dec[0], title=f"SR with edges (q{Q_EDGES} + JBIG2)")
     sr_p = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=ch_p[0], use_metadata=False,
-                   pos=(1700, 200), title=f"SR pixel-only (q{Q_PIXEL})")
-    bic = wf.node("MetaVSRUpscale", images=ch_p[0], method="bicubic", factor=4, pos=(1700, 380),
+                   title=f"SR pixel-only (q{Q_PIXEL})")
+    bic = wf.node("MetaVSRUpscale", images=ch_p[0], method="bicubic", factor=4,
                   title=f"bicubic of the q{Q_PIXEL} base layer")
 
     # --- rate and quality ---------------------------------------------------------------------------
     rate_e = wf.node("MetaVSRBitrate", bitstream_1=jpg_e[1], bitstream_2=enc[0], reference=hr[0],
-                     pos=(2040, 0), title="rate: with edges (JPEG + JBIG2)")
-    rate_p = wf.node("MetaVSRBitrate", bitstream_1=jpg_p[1], reference=hr[0], pos=(2040, 200),
-                     title="rate: pixel-only (JPEG)")
-    wf.node("PreviewAny", source=rate_e[0], pos=(2380, 0), size=(520, 170), title="with edges: bits")
-    wf.node("PreviewAny", source=rate_p[0], pos=(2380, 190), size=(520, 150), title="pixel-only: bits")
-    y = 380
+                     title="rate: with edges (JPEG + JBIG2)", column="measure")
+    rate_p = wf.node("MetaVSRBitrate", bitstream_1=jpg_p[1], reference=hr[0],
+                     title="rate: pixel-only (JPEG)", column="measure")
+    wf.node("PreviewAny", source=rate_e[0], title="with edges: bits", show=Text(6, 60))
+    wf.node("PreviewAny", source=rate_p[0], title="pixel-only: bits", show=Text(5, 60))
     for img, label in ((sr_e, f"with edges q{Q_EDGES}+JBIG2"), (sr_p, f"pixel-only q{Q_PIXEL}"),
                        (bic, f"bicubic q{Q_PIXEL}")):
         met = wf.node("MetaVSRMetrics", images=img[0], reference=hr[0], color_space="RGB", crop_border=0,
-                      lpips_net="alex", dists=False, label=label, pos=(2040, y))
-        wf.node("PreviewAny", source=met[4], pos=(2380, y), size=(520, 200), title=f"metrics: {label}")
-        y += 280
+                      lpips_net="alex", dists=False, label=label, column="measure")
+        wf.node("PreviewAny", source=met[4], title=f"metrics: {label}", show=Text(5, 50))
 
     # --- views ------------------------------------------------------------------------------------------
     overlay = wf.node("MetaVSREdgeOverlay", images=hr[0], mask=dec[0], color="#ff2020", opacity=1.0,
-                      pos=(1360, 300), title="decoded edges on the HR")
+                      title="decoded edges on the HR")
     grid = wf.node("MetaVSRComparisonGrid", images_1=hr[0], images_2=bic[0], images_3=sr_p[0], images_4=sr_e[0],
                    images_5=overlay[0],
                    captions=(f"HR\nbicubic (q{Q_PIXEL}, HN)\npixel-only (q{Q_PIXEL}, HN)\n"
                              f"with edges (q{Q_EDGES} + edges, HN)\ntransmitted edges"),
                    columns=5, resize="nearest", zoom_size=0.3, zoom_x=0.5, zoom_y=0.4, font_size=16,
-                   pos=(2940, 0), size=(340, 420))
-    wf.node("PreviewImage", images=grid[0], pos=(3300, 0), size=(900, 420), title="Comparison grid")
+                   column="measure")
+    wf.node("PreviewImage", images=grid[0], title="Comparison grid", show=Image(900, 375))
     ab = wf.node("MetaVSRABCompare", image_a=sr_p[0], image_b=sr_e[0], split=0.5,
                  label_a=f"pixel-only q{Q_PIXEL}", label_b=f"with edges q{Q_EDGES}+JBIG2",
-                 pos=(2940, 460), size=(340, 300))
-    wf.node("PreviewImage", images=ab[0], pos=(3300, 460), size=(460, 460), title="A/B split view")
+                 show=Image(AB_SLIDER, AB_SLIDER), column="measure")
+    wf.node("PreviewImage", images=ab[0], title="A/B split view", show=Image(420, 420))
     return wf
 
 

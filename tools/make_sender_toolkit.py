@@ -3,31 +3,30 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.wfbuild import Workflow, pack_classes, save_workflow  # noqa: E402
+from tools.wfbuild import Image, Text, Workflow, pack_classes, save_workflow  # noqa: E402
 
 CLASSES = pack_classes()
 
 
 def build():
     wf = Workflow(CLASSES)
-    hr = wf.node("LoadImage", image="metavsr_sample.png", pos=(0, 0), size=(320, 380), title="HR image")
-    deg = wf.node("MetaVSRChannelDegrade", images=hr[0], regime="HN", pos=(360, 0))
-    down = wf.node("MetaVSRDownscale", images=deg[0], method="patchwise", factor=4, pos=(360, 270))
-    vq = wf.node("MetaVSRBitDepthQuantize", images=down[0], bits=4, scale_factor=4, pos=(360, 470))
-    jpg = wf.node("MetaVSRJPEG", images=vq[0], quality=60, pos=(360, 830))
-    edges = wf.node("MetaVSRCannyMetadata", images=hr[0], mode="thresholds", low=100, high=200, pos=(0, 430))
-    jb2 = wf.node("MetaVSRJBIG2Encode", edges=edges[0], pos=(0, 720))
-    jb2dec = wf.node("MetaVSRJBIG2Decode", bitstream=jb2[0], pos=(0, 1060))
-    wf.node("PreviewAny", source=jb2dec[4], pos=(0, 1260), size=(340, 120), title="JBIG2 round trip")
-    edge_img = wf.node("MaskToImage", mask=jb2dec[0], pos=(360, 990))
-    rate = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], bitstream_2=jb2[0], reference=hr[0],
-                   pos=(360, 1090), size=(340, 230))
-    wf.node("PreviewAny", source=rate[0], pos=(760, 1090), size=(600, 230), title="Bitrate table (base + edges)")
+    hr = wf.node("LoadImage", image="metavsr_sample.png", title="HR image")
+    deg = wf.node("MetaVSRChannelDegrade", images=hr[0], regime="HN")
+    down = wf.node("MetaVSRDownscale", images=deg[0], method="patchwise", factor=4)
+    vq = wf.node("MetaVSRBitDepthQuantize", images=down[0], bits=4, scale_factor=4)
+    jpg = wf.node("MetaVSRJPEG", images=vq[0], quality=60)
+    edges = wf.node("MetaVSRCannyMetadata", images=hr[0], mode="thresholds", low=100, high=200)
+    jb2 = wf.node("MetaVSRJBIG2Encode", edges=edges[0])
+    jb2dec = wf.node("MetaVSRJBIG2Decode", bitstream=jb2[0])
+    wf.node("PreviewAny", source=jb2dec[4], title="JBIG2 round trip", show=Text(2, 60))
+    edge_img = wf.node("MaskToImage", mask=jb2dec[0])
+    rate = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], bitstream_2=jb2[0], reference=hr[0])
+    wf.node("PreviewAny", source=rate[0], title="Bitrate table (base + edges)", show=Text(6, 60))
     grid = wf.node("MetaVSRComparisonGrid", captions="HR\nHN channel\npatch-wise x4\n4-bit colours\nJPEG q60\n"
                    "edges (JBIG2)", columns=3, resize="nearest", zoom_size=0.0,
                    images_1=hr[0], images_2=deg[0], images_3=down[0], images_4=vq[0], images_5=jpg[0],
-                   images_6=edge_img[0], pos=(760, 0), size=(340, 470))
-    wf.node("PreviewImage", images=grid[0], pos=(1130, 0), size=(700, 560), title="Every stage, side by side")
+                   images_6=edge_img[0])
+    wf.node("PreviewImage", images=grid[0], title="Every stage, side by side", show=Image(640, 460))
     return wf
 
 
