@@ -17,8 +17,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _pack import load_pack  # noqa: E402
 
 load_pack("metavsr")
-from metavsr.models.metasr import configs, load  # noqa: E402
-from metavsr.models.metasr.pipeline import MetaSRPipeline  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+import cogvideox_fixtures as configs  # noqa: E402  (random-weight folders of the published shapes)
+from metavsr.models.receivers.cogvideox import load  # noqa: E402
+from metavsr.models.receivers.cogvideox.pipeline import DEFAULT_OPTIONS, MetaSRPipeline  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -31,7 +33,7 @@ def random_pipeline(preset, dtype, device, offload):
                           offload=offload, name=f"random-{preset}")
 
 
-def run_case(pipe, frames, w, h, k, device):
+def run_case(pipe, frames, w, h, k, device, options):
     lr = torch.rand(frames, h, w, 3)
     maps = [torch.rand(frames, 4 * h, 4 * w, 1) for _ in range(k)]
     if device.type == "cuda":
@@ -39,7 +41,7 @@ def run_case(pipe, frames, w, h, k, device):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    out = pipe(lr, maps)
+    out = pipe(lr, maps, options=options)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
@@ -68,25 +70,25 @@ def main():
         pipe = load(args.model, dtype=dtype, device=device, offload=args.offload)
     else:
         pipe = random_pipeline(args.random, dtype, device, args.offload)
+    options = DEFAULT_OPTIONS.replace(vae_tiling=not args.no_vae_tiling)
     if args.tile is not None:
-        pipe.tile = args.tile
+        options = options.replace(tile=args.tile, tile_overlap=min(options.tile_overlap, max(args.tile - 16, 0)))
     if args.chunk is not None:
-        pipe.chunk = args.chunk
-    pipe.vae_tiling = not args.no_vae_tiling
+        options = options.replace(chunk=args.chunk, chunk_overlap=min(options.chunk_overlap, max(args.chunk - 1, 0)))
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    print(f"# {pipe.name} on {name}, {args.dtype}, offload={args.offload}, tile={pipe.tile}/{pipe.tile_overlap}px, "
-          f"chunk={pipe.chunk}/{pipe.chunk_overlap}f, vae_tiling={pipe.vae_tiling}", flush=True)
+    print(f"# {pipe.name} on {name}, {args.dtype}, offload={args.offload}, tile={options.tile}/{options.tile_overlap}px, "
+          f"chunk={options.chunk}/{options.chunk_overlap}f, vae_tiling={options.vae_tiling}", flush=True)
     if args.warmup:
         f, w, h = map(int, args.warmup.split("x"))
-        run_case(pipe, f, w, h, 0, device)
+        run_case(pipe, f, w, h, 0, device, options)
     print("| LR input | output | frames | metadata maps | DiT windows | seconds | s/frame | peak GiB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for case in args.cases:
         spec, _, k = case.partition(":")
         f, w, h = map(int, spec.split("x"))
         k = int(k or 0)
-        dt, peak = run_case(pipe, f, w, h, k, device)
-        print(f"| {w}x{h} | {4 * w}x{4 * h} | {f} | {k} | {pipe.count_windows(f, h, w)} | {dt:.2f} | "
+        dt, peak = run_case(pipe, f, w, h, k, device, options)
+        print(f"| {w}x{h} | {4 * w}x{4 * h} | {f} | {k} | {pipe.count_windows(f, h, w, options)} | {dt:.2f} | "
               f"{dt / f:.3f} | {peak:.2f} |", flush=True)
 
 

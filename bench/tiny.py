@@ -22,7 +22,7 @@ def main():
     args = ap.parse_args()
     load_pack("metavsr")
     import torch
-    from metavsr.models.tiny.receiver import DEFAULT_WEIGHTS, load_embedded
+    from metavsr.models.receivers.tiny.receiver import DEFAULT_WEIGHTS, load_embedded
 
     torch.set_num_threads(args.threads)
     model = load_embedded()

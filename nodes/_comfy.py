@@ -38,13 +38,17 @@ class Progress:
             else:
                 self._bar.update_absolute(self.done, self.total)
 
-    def __call__(self, done: int, total: int):
-        """Callback form ``(done, total)`` handed to ``models/`` loops."""
+    def __call__(self, done: int, total: int, preview=None):
+        """Callback form ``(done, total[, preview])`` handed to ``models/`` loops; ``preview`` an
+        optional ``[H,W,3]`` frame for ComfyUI's live preview."""
         check_interrupt()
         self.total = max(int(total), 1)
         self.done = min(int(done), self.total)
         if self._bar is not None:
-            self._bar.update_absolute(self.done, self.total)
+            if preview is not None:
+                self._bar.update_absolute(self.done, self.total, ("JPEG", to_pil(preview), 512))
+            else:
+                self._bar.update_absolute(self.done, self.total)
 
 
 def to_pil(image):

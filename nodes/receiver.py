@@ -1,41 +1,30 @@
 """Receiver node family: one SR node that runs any ``METAVSR_SR_MODEL`` (embedded, CogVideoX, ...).
 
-Loaders live in ``receiver_<model>.py`` modules and output the shared model type, so a graph built
-around this node runs with any receiver.
+Loaders live in ``receiver_<family>.py`` modules and output the shared type (a receiver with the
+options its loader chose, ``models.receivers.base.Configured``), so a graph built around this node
+runs with any receiver.
 """
-from ..models.receiver import SR_MODEL_TYPE, SRModel
+from ..models.receivers.base import SR_MODEL_TYPE, Configured, Receiver, ReceiverInputError
 from . import _check
-from ._comfy import Progress
+from ._comfy import Progress, soft_empty_cache
+from ._declare import node
 
 MAX_SIDE = 16384  # output pixels per side; beyond it frames are better cropped than allocated
 
 
-def _metadata_map(name, value, frames, hr_h, hr_w):
-    """MASK [B,H,W] or IMAGE [B,H,W,C] at HR size -> [T,H,W,1] float 0..1 (B = 1 broadcasts)."""
-    if value.ndim == 4:
-        value = _check.image(name, value, channels=(1, 3)).mean(dim=-1)
-    else:
-        value = _check.mask(name, value)
-    b, h, w = value.shape
-    if (h, w) != (hr_h, hr_w):
-        raise _check.MetaVSRInputError(
-            f"{name}: is {w}x{h} but the output is {hr_w}x{hr_h}; metadata maps are sent at HR size "
-            f"(compute them on the HR frames, or upscale a low-resolution map with nearest-neighbour).")
-    if b not in (1, frames):
-        raise _check.MetaVSRInputError(f"{name}: has {b} frames but lr_images has {frames}; give one "
-                                       f"map per frame or a single map for all frames.")
-    return value.expand(frames, h, w).unsqueeze(-1).contiguous()
+def _metadata_map(name, value):
+    """MASK [B,H,W] or IMAGE [B,H,W,C] -> [B,H,W,1] float 0..1 (the receiver checks sizes and frames)."""
+    if getattr(value, "ndim", 0) == 4:
+        return _check.image(name, value, channels=(1, 3)).mean(dim=-1, keepdim=True)
+    return _check.mask(name, value).unsqueeze(-1)
 
 
+@node("MetaVSR/receiver",
+      ("IMAGE", "sr_images", "Super-resolved frames [T,sH,sW,3] float 0..1 (s = the model's scale)."))
 class MetaVSRSuperResolve:
-    DESCRIPTION = ("Super-resolves decoded LR frames with any MetaVSR receiver model, optionally guided "
-                   "by transmitted metadata (decoded edge map, depth). Leave a metadata input "
-                   "unconnected to run pixel-only.")
-    CATEGORY = "MetaVSR/receiver"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("sr_images",)
-    OUTPUT_TOOLTIPS = ("Super-resolved frames [T,sH,sW,3] float 0..1 (s = the model's scale).",)
-    FUNCTION = "run"
+    """Super-resolves decoded LR frames with any MetaVSR receiver model, optionally guided by
+    transmitted metadata (decoded edge map, depth). Leave a metadata input unconnected to run
+    pixel-only."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -53,7 +42,9 @@ class MetaVSRSuperResolve:
         }
 
     def run(self, sr_model, lr_images, use_metadata=True, edges=None, depth=None):
-        if not isinstance(sr_model, SRModel):
+        if isinstance(sr_model, Receiver) and not isinstance(sr_model, Configured):
+            sr_model = Configured(sr_model)  # a bare receiver runs with default options
+        if not isinstance(sr_model, Configured):
             raise _check.MetaVSRInputError("sr_model: not a MetaVSR receiver; connect a MetaVSR loader node.")
         lr = _check.image("lr_images", lr_images, channels=(3,), min_size=2)
         t, h, w, _ = lr.shape
@@ -66,18 +57,15 @@ class MetaVSRSuperResolve:
                            "batch) or crop the frames", what=f"x{s} output")
         metadata = {}
         if use_metadata:
-            for kind, value in (("edges", edges), ("depth", depth)):
-                if value is None:
-                    continue
-                if kind not in sr_model.metadata_kinds:
-                    accepted = ", ".join(sr_model.metadata_kinds) or "none"
-                    raise _check.MetaVSRInputError(
-                        f"{kind}: the model {sr_model.name!r} does not take {kind} metadata (it accepts: "
-                        f"{accepted}); disconnect it or load a model trained with it.")
-                metadata[kind] = _metadata_map(kind, value, t, h * s, w * s)
-        out = sr_model.upscale(lr, metadata or None, progress=Progress(1))
+            metadata = {k: _metadata_map(k, v) for k, v in (("edges", edges), ("depth", depth)) if v is not None}
+        progress = Progress(1)
+        try:
+            out = sr_model.upscale(lr, metadata or None, progress=progress)
+        except ReceiverInputError as e:  # names the input (edges, depth, lr) and the fix
+            raise _check.MetaVSRInputError(str(e)) from None
+        finally:
+            soft_empty_cache()  # give the device memory of the run back to ComfyUI's other models
         return (out.float().clamp(0, 1).cpu(),)
-
 
 
 NODE_CLASS_MAPPINGS = {"MetaVSRSuperResolve": MetaVSRSuperResolve}

@@ -2,37 +2,36 @@
 the shared ``METAVSR_SR_MODEL`` that "MetaVSR Super-Resolve" runs, like every other receiver."""
 import os
 
-from ..models.receiver import SR_MODEL_TYPE
-from ..models.tiny import receiver as tiny
+from ..models.receivers.base import SR_MODEL_TYPE, Configured, RunOptions
+from ..models.receivers.tiny import receiver as tiny
 from . import _check
 from ._comfy import torch_device
+from ._declare import node
+from ._models import ModelCache, entries
 
-_CACHE = {}  # (path, mtime, device, tile) -> TinyReceiver; the model is small, keep the last one
+_CACHE = ModelCache()
 
 
 def weight_files() -> list:
-    """The safetensors files in models/tiny/weights/ (the shipped one first)."""
-    names = sorted(f for f in os.listdir(tiny.WEIGHTS_DIR) if f.endswith(".safetensors")) \
-        if os.path.isdir(tiny.WEIGHTS_DIR) else []
+    """The safetensors files in models/receivers/tiny/weights/ (the shipped one first)."""
+    names = entries([tiny.WEIGHTS_DIR], lambda p: p.endswith(".safetensors"))
     default = os.path.basename(tiny.DEFAULT_WEIGHTS)
     return [default] + [n for n in names if n != default]
 
 
+@node("MetaVSR/receiver",
+      (SR_MODEL_TYPE, "sr_model", "Receiver for 'MetaVSR Super-Resolve' (x4, metadata: edges)."),
+      function="load")
 class MetaVSRLoadEmbeddedReceiver:
-    DESCRIPTION = ("Loads the small 4x receiver that ships with MetaVSR (about 0.6 M parameters, trained by this "
-                   "project on JPEG + channel-noise degradations with optional Canny edge metadata). Needs no "
-                   "download and runs on a CPU in about a second per 512x512 output. Connect it to "
-                   "'MetaVSR Super-Resolve'; give that node the decoded edge map, or leave it out for pixel-only.")
-    CATEGORY = "MetaVSR/receiver"
-    RETURN_TYPES = (SR_MODEL_TYPE,)
-    RETURN_NAMES = ("sr_model",)
-    OUTPUT_TOOLTIPS = ("Receiver for 'MetaVSR Super-Resolve' (x4, metadata: edges).",)
-    FUNCTION = "load"
+    """Loads the small 4x receiver that ships with MetaVSR (about 0.6 M parameters, trained by this
+    project on JPEG + channel-noise degradations with optional Canny edge metadata). Needs no download
+    and runs on a CPU in about a second per 512x512 output. Connect it to 'MetaVSR Super-Resolve'; give
+    that node the decoded edge map, or leave it out for pixel-only."""
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "weights": (weight_files(), {"tooltip": "Weights in models/tiny/weights/ (tiny_sr_x4.safetensors "
+            "weights": (weight_files(), {"tooltip": "Weights in models/receivers/tiny/weights/ (tiny_sr_x4.safetensors "
                                                     "ships with the pack; train/train_tiny.py makes others)."}),
             "device": (["auto", "cpu"], {"default": "auto", "tooltip":
                        "auto: ComfyUI's compute device (GPU if present); cpu: always the CPU."}),
@@ -52,15 +51,11 @@ class MetaVSRLoadEmbeddedReceiver:
         if not os.path.exists(path):
             raise _check.MetaVSRInputError(f"weights: {path} is missing; re-clone the pack (it ships with it).")
         dev = "cpu" if device == "cpu" else str(torch_device())
-        key = (path, os.path.getmtime(path), dev, tile)
-        if key not in _CACHE:
-            try:
-                model = tiny.load_embedded(path, device=dev, tile=tile)
-            except tiny.TinyWeightsError as e:  # damaged / mismatched file: the message names it and the fix
-                raise _check.MetaVSRInputError(f"weights: {e}") from None
-            _CACHE.clear()
-            _CACHE[key] = model
-        return (_CACHE[key],)
+        try:
+            model = _CACHE.get(path, (dev,), lambda: tiny.load_embedded(path, device=dev))
+        except tiny.TinyWeightsError as e:  # damaged / mismatched file: the message names it and the fix
+            raise _check.MetaVSRInputError(f"weights: {e}") from None
+        return (Configured(model, RunOptions(tile=tile * model.scale)),)
 
 
 NODE_CLASS_MAPPINGS = {"MetaVSRLoadEmbeddedReceiver": MetaVSRLoadEmbeddedReceiver}

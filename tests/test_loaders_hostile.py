@@ -1,4 +1,4 @@
-"""Hostile inputs for every weight loader: the CogVideoX folder loader (``models.metasr.loading``: ``load``,
+"""Hostile inputs for every weight loader: the CogVideoX folder loader (``models.receivers.cogvideox.loading``: ``load``,
 ``check_folder`` and the node), the embedded receiver (``load_embedded``, ``read_metadata``, the node) and
 the metric weight loader (``features.load_weights``, the Metrics node).
 
@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from metavsr.models.metasr import configs
+import cogvideox_fixtures as configs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMIT_AS = 4 << 30    # address-space limit of each loader subprocess
@@ -61,7 +61,7 @@ DRIVER = textwrap.dedent(r'''
     def run_case(c):
         kind, path = c["loader"], c["path"]
         if kind in ("metasr_load", "metasr_check", "metasr_node"):
-            from metavsr.models.metasr import loading
+            from metavsr.models.receivers.cogvideox import loading
             err = loading.MetaSRModelError
             if kind == "metasr_load":
                 pipe = loading.load(path, dtype="fp32", device="cpu")
@@ -69,13 +69,13 @@ DRIVER = textwrap.dedent(r'''
             if kind == "metasr_check":
                 loading.check_folder(path)
                 return err, {}
-            from metavsr.nodes.receiver_metasr import MetaVSRLoadCogVideoXSR
+            from metavsr.nodes.receiver_cogvideox import MetaVSRLoadCogVideoXSR
             os.environ["METAVSR_MODELS"] = os.path.dirname(os.path.dirname(path))
             (m,) = MetaVSRLoadCogVideoXSR().load(os.path.basename(path), dtype="fp32", offload="none",
                                                  tile_size=0, tile_overlap=0, chunk_frames=0, chunk_overlap=0)
             return MetaVSRInputError, {"kinds": list(m.metadata_kinds)}
         if kind in ("tiny", "tiny_read", "tiny_node"):
-            from metavsr.models.tiny import receiver as tiny
+            from metavsr.models.receivers.tiny import receiver as tiny
             err = cls(tiny, "TinyWeightsError")
             if kind == "tiny":
                 tiny.load_embedded(path)
@@ -435,8 +435,8 @@ def _cogvideox_cases(tmp):
 
 
 def _tiny_cases(tmp):
-    from metavsr.models.tiny.net import TinyConfig, TinySRNet
-    from metavsr.models.tiny.receiver import DEFAULT_WEIGHTS
+    from metavsr.models.receivers.tiny.net import TinyConfig, TinySRNet
+    from metavsr.models.receivers.tiny.receiver import DEFAULT_WEIGHTS
     rng = random.Random(SEED + 1)
     cases = Cases(str(tmp / "tiny"))
     cfg = TinyConfig(channels=8, blocks=1)
@@ -644,7 +644,7 @@ def test_metric_weight_loader_hostile(outcomes):
 
 # ---- in-process checks of the messages themselves --------------------------------------------------
 def test_metasr_json_kinds_are_validated(tmp_path):
-    from metavsr.models.metasr import MetaSRModelError, loading
+    from metavsr.models.receivers.cogvideox import MetaSRModelError, loading
     f = tmp_path / "metasr.json"
     f.write_text('{"metadata_kinds": "edges"}')
     with pytest.raises(MetaSRModelError, match="metasr.json.*must be a list") as e:
@@ -663,7 +663,7 @@ def test_metasr_json_kinds_are_validated(tmp_path):
 
 
 def test_mismatch_report_lists_first_keys_and_counts():
-    from metavsr.models.metasr.loading import mismatch_report
+    from metavsr.models.receivers.cogvideox.loading import mismatch_report
     expected = {f"k{i}": (2, 2) for i in range(10)}
     held = {f"k{i}": ((2, 2), "F32") for i in range(5)}
     held.update({"x": ((1,), "F32"), "k5": ((3, 2), "F16"), "k6": ((2, 2), "I64")})
@@ -679,7 +679,7 @@ def test_real_cogvideox_configs_pass_the_size_checks(preset):
     """The resource checks must not refuse the published shapes: each config, with the byte and tensor
     counts its bf16 weights really have, passes; the same config with 1 % of those bytes does not."""
     from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
-    from metavsr.models.metasr import MetaSRModelError, loading
+    from metavsr.models.receivers.cogvideox import MetaSRModelError, loading
     t_cfg, v_cfg, _ = configs.PRESETS[preset]
     for kind, cls, cfg in (("transformer", CogVideoXTransformer3DModel, t_cfg), ("vae", AutoencoderKLCogVideoX, v_cfg)):
         cfg = json.loads(json.dumps(cfg))  # as read from config.json (tuples become lists)

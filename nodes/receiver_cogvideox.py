@@ -2,18 +2,20 @@
 shared ``METAVSR_SR_MODEL`` that "MetaVSR Super-Resolve" runs, so graphs swap receivers freely.
 
 Folders come from ComfyUI's ``models/diffusers/`` (and extra_model_paths.yaml); the layout each folder
-needs is in ``models/metasr/loading.py`` and the README.
+needs is in ``models/receivers/cogvideox/loading.py`` and the README.
 """
 import copy
 import os
 
-from ..models.receiver import SR_MODEL_TYPE
+from ..models.receivers.base import SR_MODEL_TYPE, Configured, ReceiverInputError, RunOptions
 from . import _check
-from ._comfy import model_folders, offload_device, torch_device
+from ._comfy import offload_device, torch_device
+from ._declare import node
+from ._models import ModelCache, comfy_folders, entries, find
 
 OFFERED = ("DOVE", "MetaSR-edges")  # the README's folder names, listed even before they exist
 KIND_CHOICES = ["auto", "none", "edges", "depth", "edges+depth"]
-_CACHE = {}  # (path, mtime, dtype, device, offload) -> pipeline; one entry, weights are large
+_CACHE = ModelCache()
 
 
 def _is_cogvideox(path):
@@ -23,37 +25,28 @@ def _is_cogvideox(path):
 def model_names() -> list:
     """Folder names under every ``diffusers`` model folder that hold a transformer; the README's names
     (``OFFERED``) are always listed so shipped workflows open (loading a missing one says where it goes)."""
-    names = set(OFFERED)
-    for root in model_folders("diffusers"):
-        if os.path.isdir(root):
-            names.update(n for n in os.listdir(root) if _is_cogvideox(os.path.join(root, n)))
-    return sorted(names)
+    return sorted(set(OFFERED) | set(entries(comfy_folders("diffusers"), _is_cogvideox)))
 
 
 def resolve(name: str) -> str:
-    if os.path.isabs(name) and os.path.isdir(name):
-        return name
-    roots = model_folders("diffusers")
-    for root in roots:
-        path = os.path.join(root, name)
-        if os.path.isdir(path):
-            return path
-    from ..models.metasr.loading import LAYOUT
+    roots = comfy_folders("diffusers")
+    path = find(name, roots)
+    if path is not None and os.path.isdir(path):
+        return path
+    from ..models.receivers.cogvideox.loading import LAYOUT
     raise _check.MetaVSRInputError(
         f"model: no folder {name!r} in {', '.join(roots) or 'ComfyUI/models/diffusers (not found)'}. "
         f"Download DOVE (huggingface.co/zhengchen1999/DOVE) or CogVideoX-2b into models/diffusers/{name}/ "
         f"with {LAYOUT}.")
 
 
+@node("MetaVSR/receiver",
+      (SR_MODEL_TYPE, "sr_model", "Receiver for 'MetaVSR Super-Resolve' (x4; metadata kinds from metasr.json)."),
+      function="load")
 class MetaVSRLoadCogVideoXSR:
-    DESCRIPTION = ("Loads a CogVideoX-family one-step super-resolution model (DOVE, MetaSR fine-tunes with "
-                   "metadata tokens, CogVideoX-2b/5b/1.5-5B) from models/diffusers/. Connect it to "
-                   "'MetaVSR Super-Resolve'. Output is 4x the input size.")
-    CATEGORY = "MetaVSR/receiver"
-    RETURN_TYPES = (SR_MODEL_TYPE,)
-    RETURN_NAMES = ("sr_model",)
-    OUTPUT_TOOLTIPS = ("Receiver for 'MetaVSR Super-Resolve' (x4; metadata kinds from metasr.json).",)
-    FUNCTION = "load"
+    """Loads a CogVideoX-family one-step super-resolution model (DOVE, MetaSR fine-tunes with metadata
+    tokens, CogVideoX-2b/5b/1.5-5B) from models/diffusers/. Connect it to 'MetaVSR Super-Resolve'.
+    Output is 4x the input size."""
     NEEDS_WEIGHTS = True
 
     @classmethod
@@ -91,7 +84,7 @@ class MetaVSRLoadCogVideoXSR:
 
     def load(self, model, dtype="bf16", offload="model", tile_size=720, tile_overlap=128, chunk_frames=49,
              chunk_overlap=16, vae_tiling=True, seed=0, timestep=399, metadata_kinds="auto"):
-        from ..models.metasr import MetaSRModelError, load
+        from ..models.receivers.cogvideox import MetaSRModelError, load
         for name, v, lo, hi in (("tile_size", tile_size, 0, 8192), ("tile_overlap", tile_overlap, 0, 2048),
                                 ("chunk_frames", chunk_frames, 0, 1024), ("chunk_overlap", chunk_overlap, 0, 512),
                                 ("timestep", timestep, 1, 999)):
@@ -110,22 +103,21 @@ class MetaVSRLoadCogVideoXSR:
             raise _check.MetaVSRInputError(f"offload: {offload!r} is not one of model, none, sequential.")
         path = resolve(model)
         device = torch_device()
-        key = (os.path.abspath(path), os.path.getmtime(path), dtype, str(device), offload)
-        pipe = _CACHE.get(key)
-        if pipe is None:
-            _CACHE.clear()
-            try:
-                pipe = load(path, dtype=dtype, device=device, offload=offload, offload_device=offload_device())
-            except MetaSRModelError as e:  # missing / damaged / mismatched file: the message names it
-                raise _check.MetaVSRInputError(f"model: {e}") from None
-            _CACHE[key] = pipe
-        view = copy.copy(pipe)  # settings are per node; the weights are shared
-        view.tile, view.tile_overlap = int(tile_size), int(tile_overlap)
-        view.chunk, view.chunk_overlap = int(chunk_frames), int(chunk_overlap)
-        view.vae_tiling, view.seed, view.timestep = bool(vae_tiling), int(seed), int(timestep)
+        try:
+            pipe = _CACHE.get(path, (dtype, str(device), offload), lambda: load(
+                path, dtype=dtype, device=device, offload=offload, offload_device=offload_device()))
+        except MetaSRModelError as e:  # missing / damaged / mismatched file: the message names it
+            raise _check.MetaVSRInputError(f"model: {e}") from None
         if metadata_kinds != "auto":
-            view.metadata_kinds = () if metadata_kinds == "none" else tuple(metadata_kinds.split("+"))
-        return (view,)
+            pipe = copy.copy(pipe)  # the same weights (and run lock), told which kinds they were trained with
+            pipe.metadata_kinds = () if metadata_kinds == "none" else tuple(metadata_kinds.split("+"))
+        try:
+            options = RunOptions(seed=int(seed), tile=int(tile_size), tile_overlap=int(tile_overlap),
+                                 chunk=int(chunk_frames), chunk_overlap=int(chunk_overlap), segment=121,
+                                 segment_overlap=8, timestep=int(timestep), vae_tiling=bool(vae_tiling))
+        except ReceiverInputError as e:
+            raise _check.MetaVSRInputError(str(e)) from None
+        return (Configured(pipe, options),)
 
 
 NODE_CLASS_MAPPINGS = {"MetaVSRLoadCogVideoXSR": MetaVSRLoadCogVideoXSR}

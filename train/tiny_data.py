@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..codec.degrade import REGIMES, channel_degrade
-from ..codec.jpeg import jpeg_decode, jpeg_encode
-from ..codec.resize import downscale
-from ..metadata import edge_rate
-from ..metadata.canny import canny_edges
+from metavsr.models.codec.degrade import REGIMES, channel_degrade
+from metavsr.models.codec.jpeg import jpeg_decode, jpeg_encode
+from metavsr.models.codec.resize import downscale
+from metavsr.models.metadata import edge_rate
+from metavsr.models.metadata.canny import canny_edges
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", os.path.expanduser("~/.fonts"))

@@ -1,6 +1,6 @@
 """Inference for the embedded receiver: load the shipped weights, super-resolve in tiles.
 
-``load_embedded()`` returns a :class:`TinyReceiver`, which implements ``models.receiver.SRModel``.
+``load_embedded()`` returns a :class:`TinyReceiver`, a one-shot receiver (``models/receivers/base.py``).
 Frames are processed tile by tile with a margin wider than the network's receptive field, so the
 output equals a whole-frame pass while memory stays bounded by the tile size.
 
@@ -10,14 +10,16 @@ raises :class:`TinyWeightsError` (a ValueError) naming the file and the fix.
 import dataclasses
 import json
 import os
-from typing import Callable, Dict, Optional
+from typing import Dict, Optional
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from ...ops import windows
+from ...weights_file import REPORT, mismatch_report
+from ..base import Progress, RunOptions, check_inputs, report
 from .net import TinyConfig, TinySRNet, noise_level
-from ..weights_file import REPORT, mismatch_report
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 DEFAULT_WEIGHTS = os.path.join(WEIGHTS_DIR, "tiny_sr_x4.safetensors")
@@ -58,7 +60,7 @@ def _check_file(path: str) -> None:
                                f"expected; pick the file itself ({_FIX}).")
     if not os.path.isfile(path):
         raise TinyWeightsMissingError(f"embedded receiver weights not found at {path}; they ship with the "
-                                      f"pack in models/tiny/weights/ (re-clone, or rebuild with "
+                                      f"pack in models/receivers/tiny/weights/ (re-clone, or rebuild with "
                                       f"train/train_tiny.py)")
 
 
@@ -118,57 +120,44 @@ def _config(path: str, meta: dict) -> TinyConfig:
     return TinyConfig(**{"noise_input": False, **cfg})
 
 
-def _tiles(n: int, size: int):
-    return [(a, min(a + size, n)) for a in range(0, n, size)]
-
-
 class TinyReceiver:
-    """The embedded 4x receiver (``SRModel``): LR frames + optional HR edge map -> HR frames."""
+    """The embedded 4x receiver (a one-shot :class:`~models.receivers.base.Receiver`): LR frames +
+    optional HR edge map -> HR frames. Stateless between calls; the network is only read."""
 
     metadata_kinds = ("edges",)
 
     def __init__(self, net: TinySRNet, name: str = "MetaVSR embedded x4", device=None,
-                 tile: int = 192, info: Optional[dict] = None):
+                 info: Optional[dict] = None):
         self.net = net.eval()
         self.scale = net.config.scale
         self.name = name
         self.device = torch.device(device or "cpu")
-        self.tile = int(tile)
         self.info = info or {}
         self.net.to(self.device)
 
     @torch.inference_mode()
     def upscale(self, lr: torch.Tensor, metadata: Optional[Dict[str, torch.Tensor]] = None,
-                progress: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
+                options: RunOptions = RunOptions(), progress: Optional[Progress] = None) -> torch.Tensor:
         """``lr`` [T,H,W,3] float 0..1, ``metadata`` {"edges": [T,sH,sW,1] 0..1} or None
-        -> [T,sH,sW,3] float32 0..1 on the CPU."""
-        lr = torch.as_tensor(lr).float()
-        if lr.ndim != 4 or lr.shape[-1] != 3:
-            raise ValueError(f"lr must be [T,H,W,3], got {tuple(lr.shape)}")
+        -> [T,sH,sW,3] float32 0..1 on the CPU.
+
+        ``options.tile`` (output pixels, 0 = whole frame) bounds memory only: tiles carry a margin
+        wider than the network's reach, so the frames do not depend on it."""
+        lr, maps = check_inputs(self, lr, metadata)
+        edges = maps.get("edges")
         t, h, w, _ = lr.shape
         s = self.scale
-        edges = None
-        if metadata:
-            unknown = set(metadata) - set(self.metadata_kinds)
-            if unknown:
-                raise ValueError(f"metadata kinds {sorted(unknown)} are not supported (accepted: edges)")
-            if metadata.get("edges") is not None:
-                edges = torch.as_tensor(metadata["edges"]).float()
-                if edges.ndim == 3:
-                    edges = edges.unsqueeze(-1)
-                if tuple(edges.shape) != (t, h * s, w * s, 1):
-                    raise ValueError(f"edges must be [T,{h * s},{w * s},1], got {tuple(edges.shape)}")
-        out = torch.empty(t, h * s, w * s, 3)
+        tile = max(1, options.tile // s) if options.tile else max(h, w)
         m = self.net.config.receptive_radius + 2
-        ys, xs = _tiles(h, self.tile), _tiles(w, self.tile)
+        ys, xs = windows.margin_tiles(h, tile, m), windows.margin_tiles(w, tile, m)
+        out = torch.empty(t, h * s, w * s, 3)
         total, done = t * len(ys) * len(xs), 0
         for i in range(t):
             x_all = lr[i].permute(2, 0, 1).unsqueeze(0)
             e_all = None if edges is None else edges[i].permute(2, 0, 1).unsqueeze(0)
-            sigma = noise_level(x_all)
-            for y0, y1 in ys:
-                for x0, x1 in xs:
-                    py0, py1, px0, px1 = max(y0 - m, 0), min(y1 + m, h), max(x0 - m, 0), min(x1 + m, w)
+            sigma = noise_level(x_all)  # of the whole frame, so tiling stays exact
+            for y0, y1, py0, py1 in ys:
+                for x0, x1, px0, px1 in xs:
                     x = x_all[:, :, py0:py1, px0:px1].to(self.device)
                     e = None if e_all is None else e_all[:, :, py0 * s:py1 * s, px0 * s:px1 * s].to(self.device)
                     y = self.net(x, e, sigma=sigma.to(self.device)).clamp_(0, 1)
@@ -176,12 +165,12 @@ class TinyReceiver:
                     y = y[0, :, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
                     out[i, y0 * s:y1 * s, x0 * s:x1 * s] = y.permute(1, 2, 0).float().cpu()
                     done += 1
-                    if progress is not None:
-                        progress(done, total)
+                    last = done % (len(ys) * len(xs)) == 0
+                    report(progress, done, total, out[i] if last else None)
         return out
 
 
-def load_embedded(path: Optional[str] = None, device=None, tile: int = 192) -> TinyReceiver:
+def load_embedded(path: Optional[str] = None, device=None) -> TinyReceiver:
     """Load the shipped weights (or ``path``) from a local safetensors file; nothing downloads.
 
     Strict: the header's config must be a valid :class:`TinyConfig`, and the file must hold exactly the
@@ -214,4 +203,4 @@ def load_embedded(path: Optional[str] = None, device=None, tile: int = 192) -> T
             raise
         raise TinyWeightsError(f"{path} could not be loaded ({type(e).__name__}: {str(e)[:300]}); {_FIX}.") \
             from None
-    return TinyReceiver(net, device=device, tile=tile, info=meta.get("training", {}))
+    return TinyReceiver(net, device=device, info=meta.get("training", {}))

@@ -40,7 +40,7 @@ and the fix, never with a raw JSON / safetensors / torch error:
   files hold, and the layer count in the number of tensors they hold; positional tables the config
   implies (non-persistent buffers) are capped too;
 - ``metasr.json``: a JSON object; ``"metadata_kinds"`` (optional, default none) must be a list of
-  distinct names from ``models.receiver.METADATA_KINDS`` (a string such as ``"edges"`` is refused, not
+  distinct names from ``models.metadata.KINDS`` (a string such as ``"edges"`` is refused, not
   split into letters); keys starting with ``_`` are ignored (comments, tool versions); any other key is
   an error, since a misspelt ``"metadata_kind"`` would otherwise silently give a model without metadata.
 
@@ -57,8 +57,8 @@ import zipfile
 
 import torch
 
-from ..receiver import METADATA_KINDS
-from ..weights_file import REPORT, is_float, mismatch_report
+from ...metadata import KINDS as METADATA_KINDS
+from ...weights_file import REPORT, is_float, mismatch_report
 from .pipeline import MetaSRPipeline
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32,

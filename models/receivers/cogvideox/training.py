@@ -9,6 +9,7 @@ from typing import Callable, List, Optional
 
 import torch
 
+from ...sampling import sample_one_step, v_prediction
 from . import tokens
 
 
@@ -47,11 +48,10 @@ def sr_latent(pipe, z_lr: torch.Tensor, metas: List[torch.Tensor], timestep: int
     """Eq. 2 on whole ``[1,F,C,h,w]`` latents (F already even for 2-frame patches), with gradients."""
     tf = pipe.transformer
     _, f, _, h, w = z_lr.shape
-    t = torch.full((1,), timestep, dtype=torch.long, device=z_lr.device)
     pos = tokens.Positions(tf, f, h, w, z_lr.device).window((0, f, 0, h, 0, w))
     text = pipe.prompt_embedding.to(z_lr.device, z_lr.dtype)
-    v = tokens.forward(tf, z_lr, metas, text, t, pos)
-    return pipe.scheduler.get_velocity(v, z_lr, t)
+    denoiser = v_prediction(lambda x, t: tokens.forward(tf, x, metas, text, t, pos), pipe.scheduler.alphas_cumprod)
+    return sample_one_step(denoiser, z_lr, timestep)  # the inference path's own one step
 
 
 def _latents(pipe, video: torch.Tensor, generator) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Small shared pieces every receiver and metric uses: windows over frames / tiles / segments."""
