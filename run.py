@@ -29,7 +29,7 @@ def main(argv=None):
     ap.add_argument("--qualities", nargs="+", type=int, help="JPEG qualities of the sweep")
     ap.add_argument("--max-side", type=int, default=0, help="centre-crop inputs to at most this size (0: whole image)")
     ap.add_argument("--no-lpips", action="store_true", help="skip LPIPS (faster)")
-    ap.add_argument("--weights", help="receiver weights (default: the embedded model shipped in models/tiny/weights)")
+    ap.add_argument("--weights", help="receiver weights (default: the embedded model shipped in models/receivers/tiny/weights)")
     ap.add_argument("--seed", type=int, default=0, help="channel noise seed")
     args = ap.parse_args(argv)
 
@@ -37,9 +37,9 @@ def main(argv=None):
         ap.error(f"--max-side must be 0 (whole image) or a size in pixels, got {args.max_side}")
     load_pack("metavsr")
     import torch
-    from metavsr.models import atomic
+    from metavsr.models import atomic, images as im, report as rep
     from metavsr.models import experiment as ex
-    from metavsr.models.tiny.receiver import load_embedded
+    from metavsr.models.receivers.tiny.receiver import load_embedded
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     try:  # find an unusable --out now, not after the sweep
@@ -49,13 +49,13 @@ def main(argv=None):
     if args.input:
         images = {}
         try:
-            for name, p in zip(ex.unique_names(args.input), args.input):
-                images[name] = ex.load_image(p, max_side=args.max_side)
+            for name, p in zip(im.unique_names(args.input), args.input):
+                images[name] = im.load_image(p, max_side=args.max_side)
         except ValueError as e:
             ap.error(f"--input: {e}")
     else:
-        names = ("astronaut", "camera") if args.quick else ex.EVAL_IMAGES
-        images = ex.eval_images(names, max_side=args.max_side or (256 if args.quick else 0))
+        names = ("astronaut", "camera") if args.quick else im.EVAL_IMAGES
+        images = im.eval_images(names, max_side=args.max_side or (256 if args.quick else 0))
     qualities = args.qualities or (ex.QUICK_QUALITIES if args.quick else ex.QUALITIES)
     settings = ex.QUICK_EDGE_SETTINGS if args.quick else ex.EDGE_SETTINGS
     metrics = ("psnr", "ssim") if args.no_lpips else ("psnr", "ssim", "lpips")
@@ -88,10 +88,10 @@ def main(argv=None):
     sbs_path = os.path.join(args.out, "side_by_side.png")
     ex.plot_rd(report, rd_path)
     regime = "HN" if "HN" in args.regimes else args.regimes[-1]
-    report["side_by_side"] = ex.side_by_side(report, images[keep], sbs_path, regime=regime)
-    report["summary"] = ex.summary_lines(report)
+    report["side_by_side"] = rep.side_by_side(report, images[keep], sbs_path, regime=regime)
+    report["summary"] = rep.summary_lines(report)
     # written last and atomically: a failure anywhere leaves the previous report whole
-    atomic.write_json(os.path.join(args.out, "report.json"), ex.jsonable(report), indent=1)
+    atomic.write_json(os.path.join(args.out, "report.json"), rep.jsonable(report), indent=1)
     print("\nSummary (BD deltas of the with-edges hull against the pixel-only hull, same receiver):")
     for line in report["summary"]:
         print("  " + line)

@@ -1,18 +1,22 @@
-"""Metadata extraction at the sender (computed on the HR frames)."""
+"""Metadata extraction at the sender (computed on the HR frames, or given as a map)."""
+import numpy as np
+
+from ..models.codec.bitstream import BITSTREAM_TYPE, Bitstream
 from ..models.metadata import canny
+from ..models.metadata import depth as depth_codec
 from . import _check
-from ._convert import to_mask, to_numpy
+from ._comfy import Progress
+from ._convert import to_image, to_mask, to_numpy
+from ._declare import FPS, node
 
 
+@node("MetaVSR/metadata",
+      ("MASK", "edges", "Bi-level edge map [T,H,W], 1 = edge."),
+      ("FLOAT", "density", "Fraction of edge pixels over all frames."))
 class MetaVSRCannyMetadata:
-    DESCRIPTION = ("Canny edge metadata (OpenCV) on the HR frames, by thresholds or by a target edge density "
-                   "(the thresholds are searched, high = threshold, low = 0.4·high). Optional dilation. "
-                   "Outputs a MASK (1 = edge) for JBIG2 and the edge density.")
-    CATEGORY = "MetaVSR/metadata"
-    RETURN_TYPES = ("MASK", "FLOAT")
-    RETURN_NAMES = ("edges", "density")
-    OUTPUT_TOOLTIPS = ("Bi-level edge map [T,H,W], 1 = edge.", "Fraction of edge pixels over all frames.")
-    FUNCTION = "run"
+    """Canny edge metadata (OpenCV) on the HR frames, by thresholds or by a target edge density (the
+    thresholds are searched, high = threshold, low = 0.4·high). Optional dilation. Outputs a MASK (1 =
+    edge) for JBIG2 and the edge density."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -47,3 +51,69 @@ class MetaVSRCannyMetadata:
 
 NODE_CLASS_MAPPINGS = {"MetaVSRCannyMetadata": MetaVSRCannyMetadata}
 NODE_DISPLAY_NAME_MAPPINGS = {"MetaVSRCannyMetadata": "MetaVSR Canny Metadata"}
+
+
+def _depth_image(maps):
+    """[T,H,W] float 0..1 -> IMAGE [T,H,W,3] grey (the Super-Resolve node's depth input)."""
+    return to_image(np.repeat(np.asarray(maps, np.float32)[..., None], 3, axis=-1))
+
+
+@node("MetaVSR/metadata",
+      ("IMAGE", "depth", "The quantised depth as the receiver decodes it (grey IMAGE, near = bright)."),
+      (BITSTREAM_TYPE, "bitstream", "The depth stream (one file per frame); feed MetaVSR Bitrate."),
+      ("INT", "bytes", "Total bytes, all frames."),
+      ("FLOAT", "bpp", "Bits per HR pixel (all frames)."))
+class MetaVSRDepthMetadata:
+    """Depth metadata at the sender: a depth map (near = bright, e.g. from a depth estimator node)
+    quantised to n bits and coded losslessly, as PNG or as JBIG2 bit-planes of the Gray-coded values
+    (which one is smaller depends on the map: compare them with the Bitrate node). Outputs the map
+    exactly as the receiver decodes it, the real bitstream for the Bitrate node, and its size."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "depth": ("IMAGE", {"tooltip": "Depth map at HR size, near = bright (grey or RGB; channels are averaged)."}),
+            "bits": ("INT", {"default": 8, "min": 1, "max": 16, "tooltip":
+                     "Quantisation depth n: 2^n depth levels (fewer bits, coarser depth)."}),
+            "coder": (list(depth_codec.CODERS), {"default": "png", "tooltip":
+                      "png: one greyscale PNG per frame; jbig2: the n Gray-coded bit-planes as one multi-page "
+                      "JBIG2 file per frame."}),
+            "fps": FPS,
+        }}
+
+    def run(self, depth, bits=8, coder="png", fps=30.0):
+        d = to_numpy(_check.image("depth", depth, channels=(1, 3)))
+        n = _check.number("bits", bits, 1, 16, integer=True)
+        fps = _check.number("fps", fps, 0.01, 1000.0)
+        if coder not in depth_codec.CODERS:
+            raise _check.MetaVSRInputError(f"coder: {coder!r} is not one of {list(depth_codec.CODERS)}.")
+        t, h, w, _ = d.shape
+        stream = depth_codec.encode(d, depth_codec.DepthCoding(n, coder), fps, progress=Progress(t))
+        return (_depth_image(depth_codec.decode(stream)), stream, stream.nbytes, stream.nbits / float(t * h * w))
+
+
+@node("MetaVSR/codec",
+      ("IMAGE", "depth", "Decoded depth [T,H,W,3] grey, near = bright; connect to MetaVSR Super-Resolve's depth."))
+class MetaVSRDepthDecode:
+    """Receiver side: decodes a MetaVSR depth bitstream back to the quantised depth map (near = bright)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"bitstream": (BITSTREAM_TYPE, {"tooltip": "A depth bitstream from MetaVSR Depth Metadata."})}}
+
+    def run(self, bitstream):
+        if not isinstance(bitstream, Bitstream) or bitstream.codec != depth_codec.CODEC:
+            got = bitstream.codec if isinstance(bitstream, Bitstream) else type(bitstream).__name__
+            raise _check.MetaVSRInputError(f"bitstream: expected a depth stream from MetaVSR Depth Metadata, got {got!r}.")
+        t, h, w, _ = bitstream.shape
+        _check.output_size("bitstream", (t, h, w, 3), "decode fewer frames at a time", what="decoded depth")
+        try:
+            maps = depth_codec.decode(bitstream, progress=Progress(t))
+        except depth_codec.DepthStreamError as e:
+            raise _check.MetaVSRInputError(f"bitstream: {e}.") from None
+        return (_depth_image(maps),)
+
+
+NODE_CLASS_MAPPINGS.update({"MetaVSRDepthMetadata": MetaVSRDepthMetadata, "MetaVSRDepthDecode": MetaVSRDepthDecode})
+NODE_DISPLAY_NAME_MAPPINGS.update({"MetaVSRDepthMetadata": "MetaVSR Depth Metadata",
+                                   "MetaVSRDepthDecode": "MetaVSR Depth Decode"})

@@ -18,10 +18,14 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio
 
 from metavsr.models import experiment as ex
+from metavsr.models import images as im, link
+from metavsr.models import report as rep
 from metavsr.models.codec import jbig2
+from metavsr.models.codec.jpeg import jpeg_encode
+from metavsr.models.codec.resize import downscale
 from metavsr.models.metadata import edge_rate
 from metavsr.models.metadata.canny import canny_for_density
-from metavsr.models.tiny.receiver import load_embedded
+from metavsr.models.receivers.tiny.receiver import load_embedded
 
 JBIG2DEC = shutil.which("jbig2dec")
 SETTING = ex.EdgeSetting(0.04, True, 2)
@@ -34,7 +38,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def hr():
-    return ex.crop_to_multiple(data.astronaut()[40:180, 150:290].astype(np.float32) / 255)
+    return im.crop_to_multiple(data.astronaut()[40:180, 150:290].astype(np.float32) / 255)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +61,8 @@ def test_rates_are_real_bytes_and_edges_decode_with_jbig2dec(report, hr, tmp_pat
     assert report["edges"]["astro"][SETTING.label]["bits"] == 8 * len(blob)
     for regime in ("NN", "HN"):
         for p in report["regimes"][regime]["points"]["with_edges"]:
-            lr = ex.downscale(hr[None], 4, "bicubic")
-            jpeg_bits = 8 * len(ex.jpeg_encode(lr, p["quality"]).payload[0])
+            lr = downscale(hr[None], 4, "bicubic")
+            jpeg_bits = 8 * len(jpeg_encode(lr, p["quality"]).payload[0])
             assert p["bits"] == jpeg_bits + 8 * len(blob)
             assert p["bpp"] == pytest.approx(p["bits"] / (128 * 128))
 
@@ -67,7 +71,7 @@ def test_reported_quality_matches_independent_recomputation(report, model, hr):
     for regime in ("NN", "HN"):
         pts = report["regimes"][regime]["points"]
         for q in (30, 70):
-            lr, _ = ex.send_base(hr, q, regime, seed=0)
+            lr = link.send_base(hr, q, regime, seed=0).received[0]
             bic = cv2.resize(lr, (128, 128), interpolation=cv2.INTER_CUBIC).clip(0, 1)
             sr0 = model.upscale(torch.from_numpy(lr)[None])[0].numpy()
             got_b = next(p for p in pts["bicubic"] if p["quality"] == q)
@@ -78,8 +82,8 @@ def test_reported_quality_matches_independent_recomputation(report, model, hr):
 
 
 def test_channel_only_in_hn(report, hr):
-    nn, _ = ex.send_base(hr, 70, "NN", 0)
-    hn, _ = ex.send_base(hr, 70, "HN", 0)
+    nn = link.send_base(hr, 70, "NN", 0).received
+    hn = link.send_base(hr, 70, "HN", 0).received
     assert np.abs(nn - hn).mean() > 0.01
     nn_pts = report["regimes"]["NN"]["points"]["pixel_only"]
     hn_pts = report["regimes"]["HN"]["points"]["pixel_only"]
@@ -92,10 +96,10 @@ def test_bd_deltas_in_closed_form():
     anchor = [dict(bpp=r, psnr=25 + 2 * np.log2(r / 0.1)) for r in rates]
     shifted = [dict(bpp=p["bpp"], psnr=p["psnr"] + 1) for p in anchor]
     cheaper = [dict(bpp=p["bpp"] / 2, psnr=p["psnr"]) for p in anchor]
-    assert ex._bd(anchor, shifted, "psnr")["bd_psnr"] == pytest.approx(1.0, abs=1e-6)
-    assert ex._bd(anchor, cheaper, "psnr")["bd_rate_percent"] == pytest.approx(-50.0, abs=1e-6)
+    assert ex.bd_points(anchor, shifted, "psnr")["bd_psnr"] == pytest.approx(1.0, abs=1e-6)
+    assert ex.bd_points(anchor, cheaper, "psnr")["bd_rate_percent"] == pytest.approx(-50.0, abs=1e-6)
     apart = [dict(bpp=p["bpp"], psnr=p["psnr"] + 20) for p in anchor]
-    out = ex._bd(anchor, apart, "psnr")
+    out = ex.bd_points(anchor, apart, "psnr")
     assert out["bd_rate_percent"] is None and "share no quality range" in out["bd_rate_percent_note"]
     assert out["bd_psnr"] == pytest.approx(20.0, abs=1e-6)
 
@@ -111,16 +115,16 @@ def test_report_summary_and_figures(report, hr, tmp_path):
         s = report["regimes"][regime]["summary"]
         assert set(s["with_edges_vs_pixel_only"]) >= {"bd_rate_percent", "bd_psnr"}
         assert len(report["regimes"][regime]["points"]["with_edges"]) == 2
-    lines = ex.summary_lines(report)
+    lines = rep.summary_lines(report)
     assert len(lines) == 2 and lines[1].startswith("HN:")
     ex.plot_rd(report, str(tmp_path / "rd.png"))
-    info = ex.side_by_side(report, hr, str(tmp_path / "sbs.png"), regime="HN", crop=64)
+    info = rep.side_by_side(report, hr, str(tmp_path / "sbs.png"), regime="HN", crop=64)
     assert info["with_edges_bits"] <= info["pixel_only_bits"] or info["pixel_only"]["quality"] == 70
     for name in ("rd.png", "sbs.png"):
         with Image.open(tmp_path / name) as im:
             assert im.size[0] > 300 and im.size[1] > 100
-    json.dumps(ex.jsonable(report))  # serialisable without the kept frames
-    assert "_frames" not in ex.jsonable(report)
+    json.dumps(rep.jsonable(report))  # serialisable without the kept frames
+    assert "_frames" not in rep.jsonable(report)
 
 
 def test_cli_on_an_input_file(tmp_path):

@@ -18,6 +18,7 @@ from PIL import Image
 
 from metavsr.models import atomic
 from metavsr.models import experiment as ex
+from metavsr.models import images as im
 from metavsr.models.codec import bitdepth, jbig2, jpeg
 from metavsr.models.codec.bitstream import Bitstream
 from metavsr.nodes._check import MetaVSRInputError
@@ -30,7 +31,7 @@ from metavsr.nodes.sender import MetaVSRBitDepthQuantize
 
 @pytest.fixture(scope="module")
 def model():
-    from metavsr.models.tiny.receiver import load_embedded
+    from metavsr.models.receivers.tiny.receiver import load_embedded
     return load_embedded()
 
 
@@ -210,30 +211,30 @@ def test_sixteen_bit_greyscale_png_keeps_its_values(tmp_path):
     path = str(tmp_path / "ramp16.png")
     cv2.imwrite(path, ramp)
     ref = cv2.imread(path, cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535  # OpenCV reads it back
-    img = ex.load_image(path)
+    img = im.load_image(path)
     assert img.shape == (48, 64, 3)
     np.testing.assert_allclose(img[..., 0], ref, atol=1e-6)
     assert (img == 1).mean() < 0.01
 
 
 def test_inputs_with_the_same_name_keep_both(tmp_path):
-    names = ex.unique_names([str(tmp_path / "a" / "photo.png"), str(tmp_path / "b" / "photo.png"),
+    names = im.unique_names([str(tmp_path / "a" / "photo.png"), str(tmp_path / "b" / "photo.png"),
                              str(tmp_path / "c" / "other.jpg")])
     assert names == ["a/photo", "b/photo", "other"]
     with pytest.raises(ValueError, match="more than once"):
-        ex.unique_names([str(tmp_path / "x.png"), str(tmp_path / "x.png")])
+        im.unique_names([str(tmp_path / "x.png"), str(tmp_path / "x.png")])
 
 
 def test_bad_input_files_are_named(tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     with pytest.raises(ValueError, match="broken.png: cannot use it as an input image"):
-        ex.load_image(str(bad))
+        im.load_image(str(bad))
     big = tmp_path / "big.png"
     cv2.imwrite(str(big), np.zeros((64, 80, 3), np.uint8))
     with pytest.raises(ValueError, match="big.png: 80x64 is larger .*--max-side"):
-        ex.load_image(str(big), max_pixels=1000)
-    assert ex.load_image(str(big), max_pixels=1000, max_side=16).shape == (16, 16, 3)
+        im.load_image(str(big), max_pixels=1000)
+    assert im.load_image(str(big), max_pixels=1000, max_side=16).shape == (16, 16, 3)
 
 
 def test_run_py_errors_name_the_argument(tmp_path):
@@ -278,10 +279,11 @@ def test_run_py_writes_the_report_atomically(tmp_path, monkeypatch):
     out.mkdir()
     (out / "report.json").write_text('{"previous": true}')
     monkeypatch.setattr(ex, "run_experiment", lambda *a, **k: {"regimes": {}, "bad": object(), "_frames": {}})
+    from metavsr.models import report as rep
     monkeypatch.setattr(ex, "plot_rd", lambda report, path: None)
-    monkeypatch.setattr(ex, "side_by_side", lambda *a, **k: {})
-    monkeypatch.setattr(ex, "summary_lines", lambda report: [])
-    monkeypatch.setattr(ex, "jsonable", lambda report: report)
+    monkeypatch.setattr(rep, "side_by_side", lambda *a, **k: {})
+    monkeypatch.setattr(rep, "summary_lines", lambda report: [])
+    monkeypatch.setattr(rep, "jsonable", lambda report: report)
     with pytest.raises(TypeError):
         run.main(["--out", str(out), "--quick", "--no-lpips"])
     assert json.loads((out / "report.json").read_text()) == {"previous": True}

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
 
-from metavsr.models.metrics import bd_psnr, bd_rate, convex_hull, distortion, rdo_cost
+from metavsr.models.metrics import bd_quality, bd_rate, bd_summary, convex_hull, distortion, hull, rdo_cost
 from metavsr.models.metrics.rd import NoOverlapError
 
 # the package README's example (x265 presets)
@@ -17,7 +17,7 @@ RB, QB = [9787.80, 4469.00, 2451.52, 1356.24], [40.121, 38.651, 36.970, 34.987]
 @pytest.mark.parametrize("method", ["pchip", "cubic"])
 def test_matches_bjontegaard_package(method):
     assert bd_rate(RA, QA, RB, QB, method) == pytest.approx(bjontegaard.bd_rate(RA, QA, RB, QB, method=method), abs=1e-9)
-    assert bd_psnr(RA, QA, RB, QB, method) == pytest.approx(bjontegaard.bd_psnr(RA, QA, RB, QB, method=method), abs=1e-9)
+    assert bd_quality(RA, QA, RB, QB, method) == pytest.approx(bjontegaard.bd_psnr(RA, QA, RB, QB, method=method), abs=1e-9)
 
 
 def test_pchip_matches_package_on_random_curves():
@@ -39,7 +39,7 @@ def test_pchip_matches_package_on_random_curves():
 @pytest.mark.parametrize("method", ["pchip", "cubic"])
 def test_identical_curves_give_zero(method):
     assert bd_rate(RA, QA, RA, QA, method) == pytest.approx(0.0, abs=1e-12)
-    assert bd_psnr(RA, QA, RA, QA, method) == pytest.approx(0.0, abs=1e-12)
+    assert bd_quality(RA, QA, RA, QA, method) == pytest.approx(0.0, abs=1e-12)
 
 
 @settings(max_examples=50, deadline=None)
@@ -52,14 +52,14 @@ def test_scaled_rates_give_exact_percentage(k, method):
 @settings(max_examples=30, deadline=None)
 @given(c=st.floats(-3, 3))
 def test_shifted_quality_gives_exact_bd_psnr(c):
-    assert bd_psnr(RA, QA, RA, [q + c for q in QA]) == pytest.approx(c, abs=1e-9)
+    assert bd_quality(RA, QA, RA, [q + c for q in QA]) == pytest.approx(c, abs=1e-9)
 
 
 def test_no_overlap_and_bad_input():
     with pytest.raises(NoOverlapError):
         bd_rate([1, 2], [30, 31], [1, 2], [32, 33])
     with pytest.raises(NoOverlapError):
-        bd_psnr([1, 2], [30, 31], [3, 4], [30, 31])
+        bd_quality([1, 2], [30, 31], [3, 4], [30, 31])
     with pytest.raises(ValueError, match="at least 4"):
         bd_rate(RA[:3], QA[:3], RB[:3], QB[:3], "cubic")
     with pytest.raises(ValueError, match="> 0"):
@@ -112,3 +112,20 @@ def test_convex_hull_drops_collinear_and_dominated():
     r = np.array([1.0, 2.0, 3.0, 2.5, 1.0])
     q = np.array([1.0, 2.0, 3.0, 1.0, 0.5])
     assert convex_hull(r, q).tolist() == [0, 2]
+
+
+def test_bd_summary_and_hull_take_the_metric_direction():
+    """A lower-is-better metric (LPIPS) scored through the direction flag equals the negated
+    higher-is-better computation done by hand; the hull keeps the lowest-distance points."""
+    ra, la = [0.1, 0.2, 0.4, 0.8], [0.40, 0.30, 0.22, 0.18]
+    rb, lb = [0.1, 0.2, 0.4, 0.8], [0.35, 0.26, 0.20, 0.17]
+    s = bd_summary((ra, la), (rb, lb), higher_is_better=False)
+    assert s["quality"] == pytest.approx(-bd_quality(ra, [-v for v in la], rb, [-v for v in lb]), abs=1e-12)
+    assert s["quality"] < 0 and s["rate_percent"] < 0  # b is better: lower LPIPS, fewer bits
+    apart = bd_summary((ra, la), (rb, [v - 1 for v in lb]), higher_is_better=False)
+    assert apart["rate_percent"] is None and "share no quality range" in apart["rate_percent_note"]
+    few = bd_summary(([0.1], [0.4]), (rb, lb))
+    assert few["quality"] is None and "at least 2 points" in few["quality_note"]
+    pts_r, pts_q = [1, 2, 2, 3, 4], [0.5, 0.6, 0.3, 0.35, 0.2]
+    assert list(hull(pts_r, pts_q, higher_is_better=False)) == list(convex_hull(pts_r, [-q for q in pts_q]))
+    assert [pts_r[i] for i in hull(pts_r, pts_q, higher_is_better=False)] == [1, 2, 4]

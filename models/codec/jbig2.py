@@ -89,13 +89,13 @@ class Limits:
         return int(self.max_work if self.max_work is not None else self.memory_for(nbytes) // 2)
 
     @classmethod
-    def for_page(cls, width: int, height: int, max_input: int = MAX_INPUT) -> "Limits":
-        """Limits that admit one ``width x height`` page (coded with any template and AT pixels)
-        and nothing larger: for a stream whose size is declared elsewhere (a bitstream's shape)."""
+    def for_page(cls, width: int, height: int, max_input: int = MAX_INPUT, pages: int = 1) -> "Limits":
+        """Limits that admit ``pages`` pages of ``width x height`` (coded with any template and AT
+        pixels) and nothing larger: for a stream whose size is declared elsewhere (a bitstream's shape)."""
         worst_at = ((-128, -128), (127, -128), (-128, 0), (0, -128))
         area = int(width) * int(height)
-        memory = max_input + area + decode_memory(int(height), int(width), worst_at)
-        return cls(max_input=int(max_input), max_pixels=area, max_memory=memory, max_work=area)
+        memory = max_input + pages * area + decode_memory(int(height), int(width), worst_at)
+        return cls(max_input=int(max_input), max_pixels=pages * area, max_memory=memory, max_work=pages * area)
 
 
 class _Budget:
@@ -212,6 +212,17 @@ def choose_params(bitmap, search_at: bool = True):
     return best
 
 
+def _coded(bitmap, template, tpgdon, at, auto, search_at, typical_first_row):
+    """One page's generic region: ``(template, at, tpgdon, coded bytes)``."""
+    if auto:
+        return choose_params(bitmap, search_at)
+    try:
+        at = check_at(int(template), at)
+    except GenericRegionError as e:
+        raise ValueError(str(e)) from None
+    return int(template), at, tpgdon, encode_region(bitmap, int(template), at, tpgdon, typical_first_row)
+
+
 def encode(bitmap, template: int = 0, tpgdon: bool = False, at=None, auto: bool = False,
            search_at: bool = True, embedded: bool = False, typical_first_row: bool = False) -> bytes:
     """Encode a bi-level ``[H,W]`` bitmap (1 = black = edge pixel; bool, 0/1 ints or floats, or
@@ -229,23 +240,33 @@ def encode(bitmap, template: int = 0, tpgdon: bool = False, at=None, auto: bool 
                above the region; off codes it, as jbig2enc does. Either can be smaller.
     """
     bitmap = _as_bitmap(bitmap)
-    h, w = bitmap.shape
-    if auto:
-        template, at, tpgdon, coded = choose_params(bitmap, search_at)
-    else:
-        try:
-            at = check_at(int(template), at)
-        except GenericRegionError as e:
-            raise ValueError(str(e)) from None
-        template = int(template)
-        coded = encode_region(bitmap, template, at, tpgdon, typical_first_row)
-    page = _segment(0, SEG_PAGE_INFO, _page_info(w, h))
-    region = _segment(1, SEG_IMMEDIATE_LOSSLESS_GENERIC, _region_data(w, h, template, at, tpgdon, coded))
     if embedded:
-        return page + region
-    header = MAGIC + bytes([0x01]) + struct.pack(">I", 1)  # sequential, 1 page
-    return (header + page + region + _segment(2, SEG_END_OF_PAGE, b"")
-            + _segment(3, SEG_END_OF_FILE, b"", page=0))
+        h, w = bitmap.shape
+        template, at, tpgdon, coded = _coded(bitmap, template, tpgdon, at, auto, search_at, typical_first_row)
+        return (_segment(0, SEG_PAGE_INFO, _page_info(w, h))
+                + _segment(1, SEG_IMMEDIATE_LOSSLESS_GENERIC, _region_data(w, h, template, at, tpgdon, coded)))
+    return encode_pages([bitmap], template, tpgdon, at, auto, search_at, typical_first_row)
+
+
+def encode_pages(bitmaps, template: int = 0, tpgdon: bool = False, at=None, auto: bool = False,
+                 search_at: bool = True, typical_first_row: bool = False) -> bytes:
+    """A standalone multi-page file (sequential organisation): one generic region per ``[H,W]``
+    bitmap, pages numbered 1, 2, 3 ... (bit-planes of a depth map, frames of a clip). Options as
+    :func:`encode`, applied to every page; :func:`decode_pages` and ``jbig2dec`` read it."""
+    if not bitmaps:
+        raise ValueError("encode_pages needs at least one bitmap")
+    parts = [MAGIC + bytes([0x01]) + struct.pack(">I", len(bitmaps))]
+    number = 0
+    for page_no, bm in enumerate(bitmaps, start=1):
+        bm = _as_bitmap(bm)
+        h, w = bm.shape
+        t, a, tp, coded = _coded(bm, template, tpgdon, at, auto, search_at, typical_first_row)
+        parts += [_segment(number, SEG_PAGE_INFO, _page_info(w, h), page=page_no),
+                  _segment(number + 1, SEG_IMMEDIATE_LOSSLESS_GENERIC, _region_data(w, h, t, a, tp, coded),
+                           page=page_no),
+                  _segment(number + 2, SEG_END_OF_PAGE, b"", page=page_no)]
+        number += 3
+    return b"".join(parts) + _segment(number, SEG_END_OF_FILE, b"", page=0)
 
 
 def describe(data: bytes, embedded: bool = False) -> dict:

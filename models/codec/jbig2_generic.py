@@ -32,8 +32,6 @@ _ROWS = np.array([
 # Bit of CONTEXT each AT pixel takes (template 0 has four, the others one).
 AT_BITS = ((4, 10, 11, 15), (3,), (2,), (4,))
 NOMINAL_AT = (((3, -1), (-3, -1), (2, -2), (-2, -2)), ((3, -1),), ((2, -1),), ((2, -1),))
-SLTP_CONTEXT = (0x9B25, 0x0795, 0x00E5, 0x0195)
-CONTEXT_BITS = (16, 13, 10, 10)
 # Fixed template pixels per template, as (dx, dy): AT positions must not repeat them.
 _FIXED = (
     {(-1, -2), (0, -2), (1, -2), (-2, -1), (-1, -1), (0, -1), (1, -1), (2, -1),
@@ -149,6 +147,31 @@ def _mps_run_decode(a, c, ct, bp, data, n, cx, x, end):
     return x, a, c, ct, bp
 
 
+@leaf
+def _registers(pad, yy, col, d1, n1, d2, n2):
+    """The sliding context registers of rows -1 and -2 for the pixel at padded column ``col``, as
+    they stand before its own pixels are shifted in (at a row start, or after a bulk run)."""
+    r1 = 0
+    r2 = 0
+    for k in range(n1 - 1):
+        r1 = (r1 << 1) | pad[yy - 1, col + d1 - n1 + 1 + k]
+    for k in range(n2 - 1):
+        r2 = (r2 << 1) | pad[yy - 2, col + d2 - n2 + 1 + k]
+    return r1, r2
+
+
+@leaf
+def _run_end(nxt, nr, yy, xx, left, rdy, rhi, w):
+    """The first pixel (region column) at which a template pixel of the rows above meets a 1, seen
+    from padded column ``xx``: a run of all-zero contexts cannot pass it (``w`` if none does)."""
+    end = w
+    for i in range(rdy.shape[0]):
+        e = nxt[(yy + rdy[i]) % nr, xx + rhi[i]] - rhi[i] - left
+        if e < end:
+            end = e
+    return end
+
+
 @jit
 def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, decoding, data,
                  n_data, out, nxt, rdy, rhi, skip):
@@ -219,12 +242,7 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
                 if same:
                     continue
         r0 = 0
-        r1 = 0
-        r2 = 0
-        for k in range(n1 - 1):
-            r1 = (r1 << 1) | pad[yy - 1, left + d1 - n1 + 1 + k]
-        for k in range(n2 - 1):
-            r2 = (r2 << 1) | pad[yy - 2, left + d2 - n2 + 1 + k]
+        r1, r2 = _registers(pad, yy, left, d1, n1, d2, n2)
         recheck = 0
         x = 0
         while x < w:
@@ -238,11 +256,7 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
                         | (np.int64(pad[yy + a3y, xx + a3x]) << a3b))
             if decoding:
                 if skip and ctx == 0 and x >= recheck:
-                    end = w
-                    for i in range(rdy.shape[0]):
-                        e = nxt[(yy + rdy[i]) % nr, xx + rhi[i]] - rhi[i] - left
-                        if e < end:
-                            end = e
+                    end = _run_end(nxt, nr, yy, xx, left, rdy, rhi, w)
                     recheck = end
                     if end - x >= 8:
                         x, a, c, ct, bp = _mps_run_decode(a, c, ct, bp, data, n_data, cx, x, end)
@@ -252,36 +266,20 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
                             r0 = 1
                         else:
                             r0 = 0
-                        r1 = 0
-                        r2 = 0
-                        for k in range(n1 - 1):
-                            r1 = (r1 << 1) | pad[yy - 1, left + x + d1 - n1 + 1 + k]
-                        for k in range(n2 - 1):
-                            r2 = (r2 << 1) | pad[yy - 2, left + x + d2 - n2 + 1 + k]
+                        r1, r2 = _registers(pad, yy, left + x, d1, n1, d2, n2)
                         continue
                 d, a, c, ct, bp = mq.decode_bit(a, c, ct, bp, data, n_data, cx, ctx)
                 pad[yy, xx] = d
             else:
                 d = pad[yy, xx]
                 if skip and ctx == 0 and d == 0 and x >= recheck:
-                    end = w
-                    for i in range(rdy.shape[0]):
-                        e = nxt[(yy + rdy[i]) % nr, xx + rhi[i]] - rhi[i] - left
-                        if e < end:
-                            end = e
-                    if end > w:
-                        end = w
+                    end = _run_end(nxt, nr, yy, xx, left, rdy, rhi, w)
                     recheck = end
                     if end - x >= 8:
                         a, c, ct, bp = _mps_run(a, c, ct, bp, out, cx, end - x)
                         x = end
                         r0 = 0
-                        r1 = 0
-                        r2 = 0
-                        for k in range(n1 - 1):
-                            r1 = (r1 << 1) | pad[yy - 1, left + x + d1 - n1 + 1 + k]
-                        for k in range(n2 - 1):
-                            r2 = (r2 << 1) | pad[yy - 2, left + x + d2 - n2 + 1 + k]
+                        r1, r2 = _registers(pad, yy, left + x, d1, n1, d2, n2)
                         continue
                 a, c, ct, bp = mq.encode_bit(a, c, ct, bp, out, cx, ctx, d)
             r0 = ((r0 << 1) | d) & m0

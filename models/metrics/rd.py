@@ -4,17 +4,17 @@ Bjontegaard (VCEG-M33, 2001; updated piecewise-cubic method of JCTVC-L1100 / JVE
 - BD-rate: fit log10(rate) as a function of quality for each curve, integrate both over the common
   quality interval, average the difference d; BD-rate = (10^d - 1) * 100 % (negative = test b
   needs fewer bits than anchor a for the same quality).
-- BD-PSNR (BD-quality): fit quality as a function of log10(rate), average b - a over the common
-  log-rate interval (units of the quality axis, dB for PSNR).
+- BD-quality (BD-PSNR for PSNR): fit quality as a function of log10(rate), average b - a over the
+  common log-rate interval (units of the quality axis, dB for PSNR).
 ``method="pchip"`` (default): shape-preserving piecewise-cubic Hermite interpolation (scipy
 PchipInterpolator), needs >= 2 points; ``method="cubic"``: the classic least-squares cubic polynomial,
 needs >= 4 points. Quality may be any higher-is-better score; for lower-is-better metrics (LPIPS,
-DISTS) pass the negated value.
+DISTS) pass the negated value, or use :func:`bd_summary` / :func:`hull`, which take the direction.
 
-Non-overlapping curves: when the quality (BD-rate) or rate (BD-PSNR) ranges do not overlap the
+Non-overlapping curves: when the quality (BD-rate) or rate (BD-quality) ranges do not overlap the
 functions raise ``NoOverlapError`` (a ValueError) rather than extrapolating.
 """
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -76,14 +76,45 @@ def bd_rate(rate_a: Sequence[float], q_a: Sequence[float], rate_b: Sequence[floa
     return float((10.0 ** d - 1.0) * 100.0)
 
 
-def bd_psnr(rate_a: Sequence[float], q_a: Sequence[float], rate_b: Sequence[float], q_b: Sequence[float],
-            method: str = "pchip") -> float:
-    """Bjontegaard delta quality of b against a (b - a, quality units). Raises NoOverlapError."""
+def bd_quality(rate_a: Sequence[float], q_a: Sequence[float], rate_b: Sequence[float], q_b: Sequence[float],
+               method: str = "pchip") -> float:
+    """Bjontegaard delta quality of b against a (b - a, quality units: dB for PSNR, so BD-PSNR).
+    Raises NoOverlapError."""
     if method not in METHODS:
-        raise ValueError(f"bd_psnr: method must be one of {METHODS}, got {method!r}")
-    la, qa = _curve(rate_a, q_a, method, "bd_psnr anchor")
-    lb, qb = _curve(rate_b, q_b, method, "bd_psnr test")
-    return float(_delta(la, qa, lb, qb, method, "bd_psnr"))
+        raise ValueError(f"bd_quality: method must be one of {METHODS}, got {method!r}")
+    la, qa = _curve(rate_a, q_a, method, "bd_quality anchor")
+    lb, qb = _curve(rate_b, q_b, method, "bd_quality test")
+    return float(_delta(la, qa, lb, qb, method, "bd_quality"))
+
+
+def bd_summary(anchor: Tuple[Sequence[float], Sequence[float]], test: Tuple[Sequence[float], Sequence[float]],
+               higher_is_better: bool = True, method: str = "pchip") -> dict:
+    """Both Bjontegaard deltas of ``test`` against ``anchor`` (each ``(rates, qualities)``) for a
+    metric of either direction: ``{"rate_percent": x | None, "quality": x | None}`` (quality in the
+    metric's own units and sign), with ``"rate_percent_note"`` / ``"quality_note"`` saying why a delta
+    is missing (curves sharing no range are reported, not extrapolated; too few points; ...)."""
+    sign = 1.0 if higher_is_better else -1.0
+    (ra, qa), (rb, qb) = anchor, test
+    qa, qb = [sign * v for v in qa], [sign * v for v in qb]
+    out = {}
+    for key, fn, scale in (("rate_percent", bd_rate, 1.0), ("quality", bd_quality, sign)):
+        try:
+            out[key] = scale * fn(ra, qa, rb, qb, method)
+        except NoOverlapError as e:
+            out[key] = None
+            out[key + "_note"] = ("not computed: the two curves share no "
+                                  + ("quality" if key == "rate_percent" else "rate")
+                                  + f" range, so it would need extrapolation ({e})")
+        except ValueError as e:
+            out[key] = None
+            out[key + "_note"] = f"not computed: {e}"
+    return out
+
+
+def hull(rate: Sequence[float], quality: Sequence[float], higher_is_better: bool = True) -> np.ndarray:
+    """:func:`convex_hull` for a metric of either direction (lower-is-better ones are negated)."""
+    sign = 1.0 if higher_is_better else -1.0
+    return convex_hull(rate, [sign * q for q in quality])
 
 
 def distortion(quality, metric: str) -> np.ndarray:
