@@ -4,20 +4,18 @@ from ..models.codec.bitstream import BITSTREAM_TYPE, Bitstream, rate_table
 from . import _check
 from ._comfy import Progress
 from ._convert import to_image, to_numpy
+from ._declare import FPS, node
 
 CATEGORY = "MetaVSR/codec"
 MAX_BITRATE_INPUTS = 6
 
 
+@node(CATEGORY,
+      ("IMAGE", "decoded", "Decoded JPEG frames: what the receiver gets."),
+      (BITSTREAM_TYPE, "bitstream", "The exact JPEG bytes, one file per frame; feed MetaVSR Bitrate."))
 class MetaVSRJPEG:
-    DESCRIPTION = ("JPEG base layer: encodes each frame as a baseline JPEG (libjpeg) and returns the decoded "
-                   "frames plus the exact bytes, whose size the Bitrate node counts.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", BITSTREAM_TYPE)
-    RETURN_NAMES = ("decoded", "bitstream")
-    OUTPUT_TOOLTIPS = ("Decoded JPEG frames: what the receiver gets.",
-                       "The exact JPEG bytes, one file per frame; feed MetaVSR Bitrate.")
-    FUNCTION = "run"
+    """JPEG base layer: encodes each frame as a baseline JPEG (libjpeg) and returns the decoded frames
+    plus the exact bytes, whose size the Bitrate node counts."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -36,17 +34,14 @@ class MetaVSRJPEG:
         return (to_image(jpeg.jpeg_decode(stream)), stream)
 
 
+@node(CATEGORY,
+      ("IMAGE", "decoded", "Decoded frames: what the receiver gets."),
+      (BITSTREAM_TYPE, "bitstream", "The exact elementary stream (Annex-B / IVF); feed MetaVSR Bitrate."),
+      ("FLOAT", "kbps", "Bitrate of the stream in kbit/s at the given fps."))
 class MetaVSRVideoEncode:
-    DESCRIPTION = ("Video base layer through FFmpeg (PyAV): H.264 (x264), H.265 (x265) or AV1 (SVT-AV1) at a "
-                   "constant rate factor or constant QP. Returns the decoded frames, the exact elementary "
-                   "bitstream, and its kbps at the given fps. Odd sizes are padded for 4:2:0 and cropped back.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", BITSTREAM_TYPE, "FLOAT")
-    RETURN_NAMES = ("decoded", "bitstream", "kbps")
-    OUTPUT_TOOLTIPS = ("Decoded frames: what the receiver gets.",
-                       "The exact elementary stream (Annex-B / IVF); feed MetaVSR Bitrate.",
-                       "Bitrate of the stream in kbit/s at the given fps.")
-    FUNCTION = "run"
+    """Video base layer through FFmpeg (PyAV): H.264 (x264), H.265 (x265) or AV1 (SVT-AV1) at a constant
+    rate factor or constant QP. Returns the decoded frames, the exact elementary bitstream, and its kbps
+    at the given fps. Odd sizes are padded for 4:2:0 and cropped back."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -57,7 +52,7 @@ class MetaVSRVideoEncode:
             "value": ("INT", {"default": 28, "min": 0, "max": 63, "tooltip":
                       "CRF/QP: 0..51 for h264/hevc, 1..63 for av1 (SVT-AV1 reads 0 as 'unset'); higher = "
                       "fewer bits."}),
-            "fps": ("FLOAT", {"default": 30.0, "min": 0.01, "max": 1000.0, "step": 0.01, "tooltip": "Frame rate."}),
+            "fps": FPS,
             "preset": (list(video.PRESETS), {"default": "medium", "tooltip":
                        "Speed/efficiency preset (x264/x265 names; mapped to SVT-AV1 preset numbers)."}),
         }}
@@ -95,14 +90,11 @@ def decode_image_stream(stream: Bitstream):
     raise ValueError(f"no image decoder for codec {stream.codec!r}")
 
 
+@node(CATEGORY,
+      ("IMAGE", "images", "Decoded frames [T,H,W,3] float 0..1 (greyscale streams are expanded to RGB)."))
 class MetaVSRDecodeBitstream:
-    DESCRIPTION = ("Receiver side: decodes an image bitstream (JPEG, H.264/H.265/AV1, CaDM bit-depth) back to "
-                   "frames. Edge maps (JBIG2) decode with the JBIG2 Decode node.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("Decoded frames [T,H,W,3] float 0..1 (greyscale streams are expanded to RGB).",)
-    FUNCTION = "run"
+    """Receiver side: decodes an image bitstream (JPEG, H.264/H.265/AV1, CaDM bit-depth) back to frames.
+    Edge maps (JBIG2) decode with the JBIG2 Decode node."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -135,15 +127,14 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
+@node(CATEGORY,
+      ("STRING", "table", "Per-stream and total rate table (text)."),
+      ("FLOAT", "total_bits", "Total bits of all streams."),
+      ("FLOAT", "total_bpp", "Total bits per original HR pixel, all frames."),
+      ("FLOAT", "total_kbps", "Total kbit/s at each stream's fps."))
 class MetaVSRBitrate:
-    DESCRIPTION = ("Counts the real transmitted bits of any number of bitstreams (base layer + metadata): bits, "
-                   "bytes, bpp per original HR pixel and kbps at each stream's fps, per stream and in total.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("STRING", "FLOAT", "FLOAT", "FLOAT")
-    RETURN_NAMES = ("table", "total_bits", "total_bpp", "total_kbps")
-    OUTPUT_TOOLTIPS = ("Per-stream and total rate table (text).", "Total bits of all streams.",
-                       "Total bits per original HR pixel, all frames.", "Total kbit/s at each stream's fps.")
-    FUNCTION = "run"
+    """Counts the real transmitted bits of any number of bitstreams (base layer + metadata): bits,
+    bytes, bpp per original HR pixel and kbps at each stream's fps, per stream and in total."""
     OUTPUT_NODE = True
 
     @classmethod

@@ -13,10 +13,13 @@ import torch.nn.functional as F
 
 from ..models import metrics as M
 from ..models.atomic import save_image
+from ..models.ops import windows
+from ..models.report import rd_image
 from ..models.metrics import features as metric_files
 from ..models.metrics.common import MIN_DEEP_SIZE
 from . import _check
 from ._comfy import Progress, model_folders, register_model_folder, temp_dir, to_pil, torch_device
+from ._declare import node
 
 CATEGORY = "MetaVSR/evaluate"
 MAX_GRID_INPUTS = 6
@@ -45,7 +48,7 @@ CHUNK = 8  # frames per device batch of the deep metrics
 
 
 def _chunks(frames: int, chunk: int = CHUNK, overlap: int = 0) -> int:
-    return len(range(0, max(frames - overlap, 1), chunk - overlap))
+    return len(windows.batches(frames, chunk, overlap))
 
 
 def _on_device(fn, x, y, chunk=CHUNK, overlap=0, progress=None, **kw):
@@ -53,10 +56,9 @@ def _on_device(fn, x, y, chunk=CHUNK, overlap=0, progress=None, **kw):
     fit on the GPU at once. ``overlap`` frames are repeated between chunks (1 for per-pair metrics).
     ``progress.update()`` after each chunk (and the cancel check that comes with it)."""
     dev = torch_device()
-    step = chunk - overlap
     parts = []
-    for s in range(0, max(x.shape[0] - overlap, 1), step):
-        xs, ys = x[s:s + chunk].to(dev), y[s:s + chunk].to(dev)
+    for s, e in windows.batches(x.shape[0], chunk, overlap):
+        xs, ys = x[s:e].to(dev), y[s:e].to(dev)
         parts.append(fn(xs, ys, **kw).double().cpu())
         if progress is not None:
             progress.update()
@@ -94,19 +96,18 @@ def _table(header, rows):
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+@node(CATEGORY,
+      ("FLOAT", "psnr", "Mean PSNR over frames (dB)."),
+      ("FLOAT", "ssim", "Mean SSIM over frames."),
+      ("FLOAT", "lpips", "Mean LPIPS over frames (-1 when off)."),
+      ("FLOAT", "dists", "Mean DISTS over frames (-1 when off)."),
+      ("STRING", "table", "Per-frame table (text)."))
 class MetaVSRMetrics:
-    DESCRIPTION = ("Full-reference quality of images (or video frames) against the HR reference: PSNR and SSIM "
-                   "(RGB on 0..1, or BT.601 luma Y on 16..235 as in SR papers), LPIPS (AlexNet weights ship with "
-                   "the pack; VGG needs a converted file) and DISTS (needs the VGG file). Outputs the mean over "
-                   "frames (-1 for a metric switched off); the table lists every frame. In a sweep (list execution) "
-                   "it runs once per item.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("FLOAT", "FLOAT", "FLOAT", "FLOAT", "STRING")
-    RETURN_NAMES = ("psnr", "ssim", "lpips", "dists", "table")
-    OUTPUT_TOOLTIPS = ("Mean PSNR over frames (dB).", "Mean SSIM over frames.",
-                       "Mean LPIPS over frames (-1 when off).", "Mean DISTS over frames (-1 when off).",
-                       "Per-frame table (text).")
-    FUNCTION = "run"
+    """Full-reference quality of images (or video frames) against the HR reference: PSNR and SSIM (RGB
+    on 0..1, or BT.601 luma Y on 16..235 as in SR papers), LPIPS (AlexNet weights ship with the pack;
+    VGG needs a converted file) and DISTS (needs the VGG file). Outputs the mean over frames (-1 for a
+    metric switched off); the table lists every frame. In a sweep (list execution) it runs once per
+    item."""
     OUTPUT_NODE = True
 
     @classmethod
@@ -171,17 +172,15 @@ class MetaVSRMetrics:
         return {"ui": {"text": [table]}, "result": out + (table,)}
 
 
+@node(CATEGORY,
+      ("FLOAT", "tof", "Mean tOF over frame pairs (pixels; lower is better)."),
+      ("FLOAT", "tlp", "Mean tLP over frame pairs (lower is better)."),
+      ("FLOAT", "ewarp_x1e3", "Mean flow warping error x1e-3 (lower is better)."),
+      ("STRING", "table", "Per-pair table (text)."))
 class MetaVSRTemporalMetrics:
-    DESCRIPTION = ("Temporal consistency of a clip against the ground-truth clip, per consecutive frame pair: tOF "
-                   "(optical-flow difference, pixels), tLP (LPIPS-difference of consecutive frames) and E_warp "
-                   "(flow warping error, x1e-3 as STAR reports it). Flow: OpenCV DIS, preset medium.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("FLOAT", "FLOAT", "FLOAT", "STRING")
-    RETURN_NAMES = ("tof", "tlp", "ewarp_x1e3", "table")
-    OUTPUT_TOOLTIPS = ("Mean tOF over frame pairs (pixels; lower is better).",
-                       "Mean tLP over frame pairs (lower is better).",
-                       "Mean flow warping error x1e-3 (lower is better).", "Per-pair table (text).")
-    FUNCTION = "run"
+    """Temporal consistency of a clip against the ground-truth clip, per consecutive frame pair: tOF
+    (optical-flow difference, pixels), tLP (LPIPS-difference of consecutive frames) and E_warp (flow
+    warping error, x1e-3 as STAR reports it). Flow: OpenCV DIS, preset medium."""
     OUTPUT_NODE = True
 
     @classmethod
@@ -217,17 +216,15 @@ class MetaVSRTemporalMetrics:
                 "result": (float(of.mean()), float(lp.mean()), float(ew.mean()), table)}
 
 
+@node(CATEGORY,
+      ("INT", "ints", "The values rounded to integers, as a list (runs downstream nodes once each)."),
+      ("FLOAT", "floats", "The values as floats, as a list."),
+      ("INT", "count", "How many values."))
 class MetaVSRSweepValues:
-    DESCRIPTION = ("A list of values for a sweep: connect 'ints' or 'floats' to a widget input (JPEG quality, CRF, "
-                   "edge density, ...) and ComfyUI runs the downstream nodes once per value in one queue run; "
-                   "MetaVSR RD Curve collects the results.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("INT", "FLOAT", "INT")
-    RETURN_NAMES = ("ints", "floats", "count")
-    OUTPUT_TOOLTIPS = ("The values rounded to integers, as a list (runs downstream nodes once each).",
-                       "The values as floats, as a list.", "How many values.")
+    """A list of values for a sweep: connect 'ints' or 'floats' to a widget input (JPEG quality, CRF,
+    edge density, ...) and ComfyUI runs the downstream nodes once per value in one queue run; MetaVSR RD
+    Curve collects the results."""
     OUTPUT_IS_LIST = (True, True, False)
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -258,52 +255,14 @@ def _as_floats(name, v):
     return [_check.number(f"{name}[{i}]", x) for i, x in enumerate(vals)]
 
 
-def render_rd_plot(series, anchor, rate_label, quality_label, log_rate, bd, hull, size):
-    """Draw RD curves with matplotlib (Agg, no pyplot state) -> [1,H,W,3] float image."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    w, h = size
-    fig = Figure(figsize=(w / 100, h / 100), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    markers = "osD^v<>p"
-    for k, (name, pts) in enumerate(series.items()):
-        pts = sorted(pts)
-        r, q = [p[0] for p in pts], [p[1] for p in pts]
-        label = f"{name} (anchor)" if name == anchor else f"{name}: {bd.get(name, 'BD n/a')}"
-        lw = 2.6 if name == anchor else 2.0
-        ax.plot(r, q, marker=markers[k % len(markers)], markersize=7, linewidth=lw, label=label)
-    if hull is not None and len(hull[0]) >= 2:
-        ax.plot(hull[0], hull[1], "k--", linewidth=1.2, alpha=0.7, label="convex hull (all points)")
-    if log_rate:
-        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-        ax.set_xscale("log")
-        # plain numbers (0.5, 1, 2) read better than 5x10^-1 on rate axes
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(rate_label + (" (log scale)" if log_rate else ""), fontsize=13)
-    ax.set_ylabel(quality_label, fontsize=13)
-    ax.tick_params(labelsize=11)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(f"Rate-distortion, BD vs anchor '{anchor}'" if anchor else "Rate-distortion", fontsize=14)
-    ax.legend(fontsize=11, loc="best", framealpha=0.9)
-    fig.tight_layout()
-    fig.canvas.draw()
-    buf = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float32) / 255.0
-    return torch.from_numpy(buf.copy())[None]
-
-
+@node(CATEGORY,
+      ("IMAGE", "plot", "RD plot image with BD figures in the legend."),
+      ("STRING", "table", "BD table and all points (text)."))
 class MetaVSRRDCurve:
-    DESCRIPTION = ("Collects (rate, quality) points of up to 4 named series (each input may be a list from a "
-                   "sweep) and draws the rate-distortion curves, with Bjontegaard BD-rate and BD-quality of every "
-                   "series against the chosen anchor series, and optionally the convex hull of all points.")
-    CATEGORY = CATEGORY
+    """Collects (rate, quality) points of up to 4 named series (each input may be a list from a sweep)
+    and draws the rate-distortion curves, with Bjontegaard BD-rate and BD-quality of every series
+    against the chosen anchor series, and optionally the convex hull of all points."""
     INPUT_IS_LIST = True
-    RETURN_TYPES = ("IMAGE", "STRING")
-    RETURN_NAMES = ("plot", "table")
-    OUTPUT_TOOLTIPS = ("RD plot image with BD figures in the legend.", "BD table and all points (text).")
-    FUNCTION = "run"
     OUTPUT_NODE = True
 
     @classmethod
@@ -363,7 +322,6 @@ class MetaVSRRDCurve:
         method = _first(kw.get("bd_method"), "pchip")
         if method not in M.rd.METHODS:
             raise _check.MetaVSRInputError(f"bd_method: {method!r} is not one of {M.rd.METHODS}.")
-        sign = 1.0 if higher else -1.0
         bd, rows = {}, []
         ra, qa = zip(*series[anchor])
         for name, pts in series.items():
@@ -371,28 +329,35 @@ class MetaVSRRDCurve:
             if name == anchor:
                 rows.append([name, str(len(pts)), "anchor", "anchor"])
                 continue
-            try:
-                rate = M.bd_rate(ra, [sign * v for v in qa], rb, [sign * v for v in qb], method)
-                dq = sign * M.bd_psnr(ra, [sign * v for v in qa], rb, [sign * v for v in qb], method)
-                bd[name] = f"BD-rate {rate:+.2f} %, BD-Q {dq:+.3f}"
-                rows.append([name, str(len(pts)), f"{rate:+.2f} %", f"{dq:+.4f}"])
-            except ValueError as e:  # too few points, no overlap, repeated qualities
+            s = M.bd_summary((ra, qa), (rb, qb), higher, method)
+            if s["rate_percent"] is not None and s["quality"] is not None:
+                bd[name] = f"BD-rate {s['rate_percent']:+.2f} %, BD-Q {s['quality']:+.3f}"
+                rows.append([name, str(len(pts)), f"{s['rate_percent']:+.2f} %", f"{s['quality']:+.4f}"])
+            else:  # too few points, no overlap, repeated qualities: say why
                 bd[name] = "BD n/a"
-                rows.append([name, str(len(pts)), "n/a", "n/a"])
-                rows.append(["", "", f"({e})", ""])
-        hull = None
+                rows.append([name, str(len(pts)), "n/a" if s["rate_percent"] is None else f"{s['rate_percent']:+.2f} %",
+                             "n/a" if s["quality"] is None else f"{s['quality']:+.4f}"])
+                note = s.get("rate_percent_note") or s.get("quality_note")
+                rows.append(["", "", f"({note.removeprefix('not computed: ')})", ""])
+        curves = [dict(name=f"{n} (anchor)" if n == anchor else f"{n}: {bd.get(n, 'BD n/a')}",
+                       rates=[p[0] for p in pts], qualities=[p[1] for p in pts], lw=2.6 if n == anchor else 2.0,
+                       ms=7) for n, pts in series.items()]
         lines = []
         if bool(_first(kw.get("show_hull"), False)):
             allpts = [(r, q, n) for n, pts in series.items() for r, q in pts]
-            idx = M.convex_hull([p[0] for p in allpts], [sign * p[1] for p in allpts])
-            hull = ([allpts[i][0] for i in idx], [allpts[i][1] for i in idx])
+            idx = M.hull([p[0] for p in allpts], [p[1] for p in allpts], higher)
+            if len(idx) >= 2:
+                curves.append(dict(name="convex hull (all points)", style="hull", rates=[allpts[i][0] for i in idx],
+                                   qualities=[allpts[i][1] for i in idx]))
             lines = ["", "convex hull (best operating points):"] + [
                 f"  {allpts[i][2]}: rate {allpts[i][0]:.5g}, quality {allpts[i][1]:.5g}" for i in idx]
         width = _check.number("width", _first(kw.get("width"), 900), 320, 2400, integer=True)
         height = _check.number("height", _first(kw.get("height"), 600), 240, 1600, integer=True)
-        plot = render_rd_plot(series, anchor, str(_first(kw.get("rate_label"), "bits per HR pixel")),
-                              str(_first(kw.get("quality_label"), "PSNR (dB)")),
-                              bool(_first(kw.get("log_rate"), True)), bd, hull, (width, height))
+        plot = torch.from_numpy(rd_image(
+            curves, width, height, higher_is_better=higher, log_rate=bool(_first(kw.get("log_rate"), True)),
+            xlabel=str(_first(kw.get("rate_label"), "bits per HR pixel")),
+            ylabel=str(_first(kw.get("quality_label"), "PSNR (dB)")),
+            title=f"Rate-distortion, BD vs anchor '{anchor}'" if anchor else "Rate-distortion").copy())[None]
         pts_lines = ["", "points (rate, quality):"] + [
             f"  {n}: " + ", ".join(f"({r:.5g}, {q:.5g})" for r, q in sorted(p)) for n, p in series.items()]
         table = (f"Bjontegaard ({method}) vs anchor '{anchor}'\n"
@@ -478,15 +443,11 @@ def _draw_rect(tile: np.ndarray, x0, y0, side, colour, thick=2):
     tile[y0:y1 + 1, x1 - thick + 1:x1 + 1] = c
 
 
+@node(CATEGORY, ("IMAGE", "grid", "The grid image (one per frame for clips)."))
 class MetaVSRComparisonGrid:
-    DESCRIPTION = ("Side-by-side grid of up to 6 images or clips with captions, optionally with a zoomed crop of "
-                   "the same region under each (region given as fractions, so LR and HR inputs show the same "
-                   "content). Inputs of different sizes are resized to the largest one.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("grid",)
-    OUTPUT_TOOLTIPS = ("The grid image (one per frame for clips).",)
-    FUNCTION = "run"
+    """Side-by-side grid of up to 6 images or clips with captions, optionally with a zoomed crop of the
+    same region under each (region given as fractions, so LR and HR inputs show the same content).
+    Inputs of different sizes are resized to the largest one."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -583,15 +544,11 @@ def _save_previews(images: torch.Tensor, prefix: str) -> list:
     return records
 
 
+@node(CATEGORY, ("IMAGE", "split_view", "A left of the split, B right, with labels (one per frame)."))
 class MetaVSRABCompare:
-    DESCRIPTION = ("A/B view of two images or clips: sends them to ComfyUI's image-compare slider widget "
-                   "(a_images / b_images) and outputs a split view (A left of the split, B right) that any "
-                   "preview node shows. B is resized to A's size if needed.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("split_view",)
-    OUTPUT_TOOLTIPS = ("A left of the split, B right, with labels (one per frame).",)
-    FUNCTION = "run"
+    """A/B view of two images or clips: sends them to ComfyUI's image-compare slider widget (a_images /
+    b_images) and outputs a split view (A left of the split, B right) that any preview node shows. B is
+    resized to A's size if needed."""
     OUTPUT_NODE = True
 
     @classmethod
@@ -646,14 +603,10 @@ def _parse_colour(text: str):
     return tuple(int(t[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
 
 
+@node(CATEGORY, ("IMAGE", "images", "Frames with the map drawn over them."))
 class MetaVSREdgeOverlay:
-    DESCRIPTION = ("Draws a metadata map (edge MASK, 1 = edge) over an image in a chosen colour, to see what the "
-                   "sender transmitted. A mask of another size is scaled to the image (nearest).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("Frames with the map drawn over them.",)
-    FUNCTION = "run"
+    """Draws a metadata map (edge MASK, 1 = edge) over an image in a chosen colour, to see what the
+    sender transmitted. A mask of another size is scaled to the image (nearest)."""
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -4,20 +4,17 @@ from ..models.codec.bitstream import BITSTREAM_TYPE
 from . import _check
 from ._comfy import Progress
 from ._convert import to_image, to_numpy
+from ._declare import FPS, node
 
 CATEGORY = "MetaVSR/sender"
 MAX_SAMPLES = 100000  # K-means sample pixels; the fit time grows with samples x 2^bits
 
 
+@node(CATEGORY, ("IMAGE", "images", "Frames after noise and blur, same size as the input."))
 class MetaVSRChannelDegrade:
-    DESCRIPTION = ("MetaSR's transmission channel: zero-mean grey Gaussian noise, then isotropic Gaussian blur. "
-                   "NN = none; LN = σ 10/255, blur k=5 σ=0.8; HN = σ 20/255, blur k=7 σ=1.2; 'custom' uses the "
-                   "values below. Apply it to the decoded base layer. Each frame gets its own noise (seeded).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("Frames after noise and blur, same size as the input.",)
-    FUNCTION = "run"
+    """MetaSR's transmission channel: zero-mean grey Gaussian noise, then isotropic Gaussian blur. NN =
+    none; LN = σ 10/255, blur k=5 σ=0.8; HN = σ 20/255, blur k=7 σ=1.2; 'custom' uses the values below.
+    Apply it to the decoded base layer. Each frame gets its own noise (seeded)."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -53,14 +50,10 @@ class MetaVSRChannelDegrade:
         return (to_image(degrade.channel_degrade(to_numpy(frames), sigma, k, bs, seed)),)
 
 
+@node(CATEGORY, ("IMAGE", "images", "Frames at 1/factor of the input size."))
 class MetaVSRDownscale:
-    DESCRIPTION = ("Downscales by an integer factor: antialiased bicubic, area (block mean), or CaDM's "
-                   "patch-wise downscale (zero-pad ⌈s/2⌉, Gaussian blur, weighted average of each s×s patch).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("Frames at 1/factor of the input size.",)
-    FUNCTION = "run"
+    """Downscales by an integer factor: antialiased bicubic, area (block mean), or CaDM's patch-wise
+    downscale (zero-pad ⌈s/2⌉, Gaussian blur, weighted average of each s×s patch)."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -83,13 +76,9 @@ class MetaVSRDownscale:
         return (to_image(resize.downscale(to_numpy(frames), s, method, sigma)),)
 
 
+@node(CATEGORY, ("IMAGE", "images", "Frames at factor x the input size."))
 class MetaVSRUpscale:
-    DESCRIPTION = "Upscales by an integer factor (bicubic, bilinear, or nearest): the naive receiver baseline."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("Frames at factor x the input size.",)
-    FUNCTION = "run"
+    """Upscales by an integer factor (bicubic, bilinear, or nearest): the naive receiver baseline."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -110,18 +99,15 @@ class MetaVSRUpscale:
         return (to_image(resize.upscale(to_numpy(frames), s, method)),)
 
 
+@node(CATEGORY,
+      ("IMAGE", "images", "Quantized frames (exactly what the stream decodes to)."),
+      (BITSTREAM_TYPE, "bitstream", "Codebook + packed indices; feed the Bitrate node."),
+      ("FLOAT", "cadm_ratio", "CaDM's nominal compression 24·s²/n over 24-bit full-resolution frames."),
+      ("FLOAT", "actual_ratio", "Measured: 24-bit HR bits / stream bits (codebook and header included)."))
 class MetaVSRBitDepthQuantize:
-    DESCRIPTION = ("CaDM colour bit-depth reduction: K-means vector quantization of RGB to 2^n colours, the "
-                   "codebook fitted on ~1000 uniformly sampled pixels. Outputs the quantized frames and a real "
-                   "bitstream (codebook + packed n-bit indices), and CaDM's nominal ratio 24·s²/n.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", BITSTREAM_TYPE, "FLOAT", "FLOAT")
-    RETURN_NAMES = ("images", "bitstream", "cadm_ratio", "actual_ratio")
-    OUTPUT_TOOLTIPS = ("Quantized frames (exactly what the stream decodes to).",
-                       "Codebook + packed indices; feed the Bitrate node.",
-                       "CaDM's nominal compression 24·s²/n over 24-bit full-resolution frames.",
-                       "Measured: 24-bit HR bits / stream bits (codebook and header included).")
-    FUNCTION = "run"
+    """CaDM colour bit-depth reduction: K-means vector quantization of RGB to 2^n colours, the codebook
+    fitted on ~1000 uniformly sampled pixels. Outputs the quantized frames and a real bitstream
+    (codebook + packed n-bit indices), and CaDM's nominal ratio 24·s²/n."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -136,7 +122,7 @@ class MetaVSRBitDepthQuantize:
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF, "tooltip": "Sampling/K-means seed."}),
             "scale_factor": ("INT", {"default": 4, "min": 1, "max": 16, "tooltip":
                              "s used upstream by the downscale, for the compression ratios."}),
-            "fps": ("FLOAT", {"default": 30.0, "min": 0.01, "max": 1000.0, "tooltip": "For kbps."}),
+            "fps": FPS,
         }}
 
     def run(self, images, bits, codebook, samples, seed, scale_factor, fps=30.0):

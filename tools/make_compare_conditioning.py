@@ -12,7 +12,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.wfbuild import AB_SLIDER, Image, Text, Workflow, pack_classes, save_workflow  # noqa: E402
+from tools.wfbuild import Image, Text, Workflow, pack_classes, save_workflow  # noqa: E402
+from tools.wfparts import measure_and_compare  # noqa: E402
 
 CLASSES = pack_classes()
 QUALITY = 40
@@ -39,28 +40,12 @@ def build():
                    edges=dec[0], title="B: with edges")
     bic = wf.node("MetaVSRUpscale", images=jpg[0], method="bicubic", factor=4, title="bicubic")
 
-    rate_p = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], reference=hr[0], title="rate A (JPEG)", column="measure")
-    rate_e = wf.node("MetaVSRBitrate", bitstream_1=jpg[1], bitstream_2=enc[0], reference=hr[0],
-                     title="rate B (JPEG + JBIG2)", column="measure")
-    wf.node("PreviewAny", source=rate_p[0], title="A: bits", show=Text(5, 60))
-    wf.node("PreviewAny", source=rate_e[0], title="B: bits", show=Text(6, 60))
-    for img, label in ((sr_p, f"A: pixel-only, q{QUALITY}"), (sr_e, f"B: with edges, q{QUALITY} + JBIG2"),
-                       (bic, f"bicubic, q{QUALITY}")):
-        met = wf.node("MetaVSRMetrics", images=img[0], reference=hr[0], color_space="RGB", crop_border=0,
-                      lpips_net="alex", dists=False, label=label, column="measure")
-        wf.node("PreviewAny", source=met[4], title=f"metrics: {label}", show=Text(5, 50))
-
-    overlay = wf.node("MetaVSREdgeOverlay", images=hr[0], mask=dec[0], color="#ff2020", opacity=1.0,
-                      title="decoded edges on the HR")
-    grid = wf.node("MetaVSRComparisonGrid", images_1=hr[0], images_2=bic[0], images_3=sr_p[0], images_4=sr_e[0],
-                   images_5=overlay[0],
-                   captions=f"HR\nbicubic (q{QUALITY})\nA: pixel-only\nB: with edges\ntransmitted edges",
-                   columns=5, resize="nearest", zoom_size=0.3, zoom_x=0.47, zoom_y=0.3, font_size=16,
-                   column="measure")
-    wf.node("PreviewImage", images=grid[0], title="Comparison grid", show=Image(900, 375))
-    ab = wf.node("MetaVSRABCompare", image_a=sr_p[0], image_b=sr_e[0], split=0.5, label_a="A: pixel-only",
-                 label_b="B: with edges", show=Image(AB_SLIDER, AB_SLIDER), column="measure")
-    wf.node("PreviewImage", images=ab[0], title="A/B split view", show=Image(420, 420))
+    measure_and_compare(
+        wf, hr, runs=[(sr_p, f"A: pixel-only, q{QUALITY}"), (sr_e, f"B: with edges, q{QUALITY} + JBIG2"),
+                      (bic, f"bicubic, q{QUALITY}")],
+        rates=[([jpg[1]], "rate A (JPEG)", "A: bits", 5), ([jpg[1], enc[0]], "rate B (JPEG + JBIG2)", "B: bits", 6)],
+        edges=dec, captions=f"HR\nbicubic (q{QUALITY})\nA: pixel-only\nB: with edges\ntransmitted edges",
+        zoom=(0.47, 0.3), ab=(sr_p, sr_e, "A: pixel-only", "B: with edges"))
 
     # --- RD sweep: one queue run over JPEG qualities (list execution), in a band of its own -------
     sweep = wf.node("MetaVSRSweepValues", values=SWEEP, title="JPEG qualities", band="sweep")

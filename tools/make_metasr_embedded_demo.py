@@ -11,7 +11,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.wfbuild import AB_SLIDER, Image, Text, Workflow, pack_classes, save_workflow  # noqa: E402
+from tools.wfbuild import Workflow, pack_classes, save_workflow  # noqa: E402
+from tools.wfparts import measure_and_compare  # noqa: E402
 
 CLASSES = pack_classes()
 Q_EDGES, Q_PIXEL = 30, 70
@@ -49,33 +50,15 @@ def build():
     bic = wf.node("MetaVSRUpscale", images=ch_p[0], method="bicubic", factor=4,
                   title=f"bicubic of the q{Q_PIXEL} base layer")
 
-    # --- rate and quality ---------------------------------------------------------------------------
-    rate_e = wf.node("MetaVSRBitrate", bitstream_1=jpg_e[1], bitstream_2=enc[0], reference=hr[0],
-                     title="rate: with edges (JPEG + JBIG2)", column="measure")
-    rate_p = wf.node("MetaVSRBitrate", bitstream_1=jpg_p[1], reference=hr[0],
-                     title="rate: pixel-only (JPEG)", column="measure")
-    wf.node("PreviewAny", source=rate_e[0], title="with edges: bits", show=Text(6, 60))
-    wf.node("PreviewAny", source=rate_p[0], title="pixel-only: bits", show=Text(5, 60))
-    for img, label in ((sr_e, f"with edges q{Q_EDGES}+JBIG2"), (sr_p, f"pixel-only q{Q_PIXEL}"),
-                       (bic, f"bicubic q{Q_PIXEL}")):
-        met = wf.node("MetaVSRMetrics", images=img[0], reference=hr[0], color_space="RGB", crop_border=0,
-                      lpips_net="alex", dists=False, label=label, column="measure")
-        wf.node("PreviewAny", source=met[4], title=f"metrics: {label}", show=Text(5, 50))
-
-    # --- views ------------------------------------------------------------------------------------------
-    overlay = wf.node("MetaVSREdgeOverlay", images=hr[0], mask=dec[0], color="#ff2020", opacity=1.0,
-                      title="decoded edges on the HR")
-    grid = wf.node("MetaVSRComparisonGrid", images_1=hr[0], images_2=bic[0], images_3=sr_p[0], images_4=sr_e[0],
-                   images_5=overlay[0],
-                   captions=(f"HR\nbicubic (q{Q_PIXEL}, HN)\npixel-only (q{Q_PIXEL}, HN)\n"
+    # --- rate, quality and views ----------------------------------------------------------------------
+    measure_and_compare(
+        wf, hr, runs=[(sr_e, f"with edges q{Q_EDGES}+JBIG2"), (sr_p, f"pixel-only q{Q_PIXEL}"),
+                      (bic, f"bicubic q{Q_PIXEL}")],
+        rates=[([jpg_e[1], enc[0]], "rate: with edges (JPEG + JBIG2)", "with edges: bits", 6),
+               ([jpg_p[1]], "rate: pixel-only (JPEG)", "pixel-only: bits", 5)],
+        edges=dec, captions=(f"HR\nbicubic (q{Q_PIXEL}, HN)\npixel-only (q{Q_PIXEL}, HN)\n"
                              f"with edges (q{Q_EDGES} + edges, HN)\ntransmitted edges"),
-                   columns=5, resize="nearest", zoom_size=0.3, zoom_x=0.5, zoom_y=0.4, font_size=16,
-                   column="measure")
-    wf.node("PreviewImage", images=grid[0], title="Comparison grid", show=Image(900, 375))
-    ab = wf.node("MetaVSRABCompare", image_a=sr_p[0], image_b=sr_e[0], split=0.5,
-                 label_a=f"pixel-only q{Q_PIXEL}", label_b=f"with edges q{Q_EDGES}+JBIG2",
-                 show=Image(AB_SLIDER, AB_SLIDER), column="measure")
-    wf.node("PreviewImage", images=ab[0], title="A/B split view", show=Image(420, 420))
+        ab=(sr_p, sr_e, f"pixel-only q{Q_PIXEL}", f"with edges q{Q_EDGES}+JBIG2"))
     return wf
 
 

@@ -171,6 +171,8 @@ class Workflow:
         import warnings
         from . import comfy_core
         from .wfrun import execute
+        if any(getattr(self.classes.get(n["type"]), "NEEDS_WEIGHTS", False) for n in self.nodes):
+            return {}  # cannot run without downloaded weights: the show= hints size its previews
         try:
             comfy_core.LoadImage.test_image = image if image is not None else probe_image()
             results = execute(self.api_prompt(), self.classes)

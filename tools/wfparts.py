@@ -1,0 +1,34 @@
+"""Graph parts several workflows share, so each generator says only what is its own."""
+from tools.wfbuild import AB_SLIDER, Image, Text
+
+
+def measure_and_compare(wf, hr, runs, rates, edges, captions, zoom=(0.5, 0.4), ab=None):
+    """Rates, metrics and the comparison views of a receiver comparison.
+
+    hr:       the HR image node (reference of every measurement)
+    runs:     ``[(image node, label)]`` measured against the HR (each gets a metrics table)
+    rates:    ``[(bitstreams, rate title, preview title, preview lines)]`` (a Bitrate table each)
+    edges:    the decoded edge MASK, drawn over the HR as the grid's last panel
+    captions: the grid's captions, one per line (HR, then ``runs`` in the order given by ``ab`` …)
+    ab:       ``(a node, b node, label a, label b)`` for the A/B view; the grid shows
+              HR, the last run (bicubic), A, B and the edges
+    """
+    for streams, title, preview, lines in rates:
+        kw = {f"bitstream_{i + 1}": s for i, s in enumerate(streams)}
+        rate = wf.node("MetaVSRBitrate", reference=hr[0], title=title, column="measure", **kw)
+        wf.node("PreviewAny", source=rate[0], title=preview, show=Text(lines, 60))
+    for img, label in runs:
+        met = wf.node("MetaVSRMetrics", images=img[0], reference=hr[0], color_space="RGB", crop_border=0,
+                      lpips_net="alex", dists=False, label=label, column="measure")
+        wf.node("PreviewAny", source=met[4], title=f"metrics: {label}", show=Text(5, 50))
+    a, b, label_a, label_b = ab
+    bicubic = runs[-1][0]
+    overlay = wf.node("MetaVSREdgeOverlay", images=hr[0], mask=edges[0], color="#ff2020", opacity=1.0,
+                      title="decoded edges on the HR")
+    grid = wf.node("MetaVSRComparisonGrid", images_1=hr[0], images_2=bicubic[0], images_3=a[0], images_4=b[0],
+                   images_5=overlay[0], captions=captions, columns=5, resize="nearest", zoom_size=0.3,
+                   zoom_x=zoom[0], zoom_y=zoom[1], font_size=0, column="measure")
+    wf.node("PreviewImage", images=grid[0], title="Comparison grid", show=Image(900, 375))
+    view = wf.node("MetaVSRABCompare", image_a=a[0], image_b=b[0], split=0.5, label_a=label_a, label_b=label_b,
+                   show=Image(AB_SLIDER, AB_SLIDER), column="measure")
+    wf.node("PreviewImage", images=view[0], title="A/B split view", show=Image(420, 420))
