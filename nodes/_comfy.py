@@ -24,19 +24,25 @@ class Progress:
     """``ProgressBar`` wrapper: ``update(n)`` steps, ``preview(image)`` sends a preview, and every
     call checks ComfyUI's interrupt flag so long loops stay cancellable."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, previews: bool = False):
         self.total = max(int(total), 1)
         self.done = 0
+        # a preview grows the node on the canvas: only nodes whose layout leaves room for one ask
+        self.previews = previews
         self._bar = _cu.ProgressBar(self.total) if _cu is not None else None
+
+    def _send(self, preview):
+        if self._bar is None:
+            return
+        if preview is not None and self.previews:
+            self._bar.update_absolute(self.done, self.total, ("JPEG", to_pil(preview), 512))
+        else:
+            self._bar.update_absolute(self.done, self.total)
 
     def update(self, n: int = 1, preview=None):
         check_interrupt()
         self.done = min(self.done + n, self.total)
-        if self._bar is not None:
-            if preview is not None:
-                self._bar.update_absolute(self.done, self.total, ("JPEG", to_pil(preview), 512))
-            else:
-                self._bar.update_absolute(self.done, self.total)
+        self._send(preview)
 
     def __call__(self, done: int, total: int, preview=None):
         """Callback form ``(done, total[, preview])`` handed to ``models/`` loops; ``preview`` an
@@ -44,11 +50,7 @@ class Progress:
         check_interrupt()
         self.total = max(int(total), 1)
         self.done = min(int(done), self.total)
-        if self._bar is not None:
-            if preview is not None:
-                self._bar.update_absolute(self.done, self.total, ("JPEG", to_pil(preview), 512))
-            else:
-                self._bar.update_absolute(self.done, self.total)
+        self._send(preview)
 
 
 def to_pil(image):
