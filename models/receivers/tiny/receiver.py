@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from ...ops import windows
 from ...weights_file import REPORT, mismatch_report
 from ..base import Progress, RunOptions, check_inputs, report
+from ..folder import is_oom, lfs_pointer
 from .net import TinyConfig, TinySRNet, noise_level
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
@@ -43,12 +44,7 @@ class TinyWeightsMissingError(TinyWeightsError, FileNotFoundError):
 def _open_error(path: str, e: Exception) -> TinyWeightsError:
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         return TinyWeightsError(f"{path} is empty (0 bytes); {_FIX}.")
-    try:
-        with open(path, "rb") as f:
-            lfs = f.read(40).startswith(b"version https://git-lfs")
-    except OSError:
-        lfs = False
-    if lfs:
+    if lfs_pointer(path):
         return TinyWeightsError(f"{path} is a Git LFS pointer, not the weights: run 'git lfs pull', or {_FIX}.")
     return TinyWeightsError(f"{path} is not a readable safetensors file ({type(e).__name__}: {e}); it is "
                             f"truncated or damaged: {_FIX}.")
@@ -75,7 +71,7 @@ def _header(path: str):
                 s = f.get_slice(k)
                 layout[k] = (tuple(s.get_shape()), str(s.get_dtype()))
     except Exception as e:  # SafetensorError, OSError: a damaged file
-        if isinstance(e, MemoryError) or "can't allocate memory" in str(e):
+        if is_oom(e):
             raise
         raise _open_error(path, e) from None
     return meta, layout
@@ -199,7 +195,7 @@ def load_embedded(path: Optional[str] = None, device=None) -> TinyReceiver:
     except TinyWeightsError:
         raise
     except Exception as e:  # checked above; a damaged file can still fail here
-        if isinstance(e, MemoryError) or "can't allocate memory" in str(e):
+        if is_oom(e):
             raise
         raise TinyWeightsError(f"{path} could not be loaded ({type(e).__name__}: {str(e)[:300]}); {_FIX}.") \
             from None
