@@ -39,6 +39,7 @@ reproduces that, drop the factor for the textbook SDEdit start.
 Pure torch (+ math); nothing here imports diffusers.
 """
 import math
+from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 import torch
@@ -211,6 +212,72 @@ def alpha_cumprod_at(alphas_cumprod: torch.Tensor, t: Union[torch.Tensor, float,
     log_sigma = 0.5 * torch.log((1 - table) / table)
     ls = (1 - w) * log_sigma[lo] + w * log_sigma[hi]
     return torch.where(w == 0, table[lo], torch.sigmoid(-2 * ls))
+
+
+@dataclass(frozen=True)
+class DDIMPlan:
+    """What a diffusers ``DDIMScheduler`` config and a step count amount to, for :func:`sample_ddim`.
+
+    alphas_cumprod: [N] float64;  timesteps: [steps] int64 descending;  final_alpha: abar after the
+    last step;  step_ratio: N // steps (diffusers' previous-timestep rule);  prediction: the model's
+    output ("v_prediction", "epsilon" or "sample").
+    """
+    alphas_cumprod: torch.Tensor
+    timesteps: torch.Tensor
+    final_alpha: float
+    step_ratio: int
+    prediction: str
+
+    def denoiser(self, model: Callable) -> Denoiser:
+        """The model's raw output turned into an x0 denoiser for this plan's prediction type."""
+        if self.prediction == "v_prediction":
+            return v_prediction(model, self.alphas_cumprod)
+        if self.prediction == "epsilon":
+            return eps_prediction(model, self.alphas_cumprod)
+        return lambda x, t: model(x, t)
+
+
+_BETAS = {"linear": betas_linear, "scaled_linear": betas_scaled_linear, "squaredcos_cap_v2": None}
+_DDIM_DEFAULTS = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                      trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
+                      prediction_type="epsilon", thresholding=False, timestep_spacing="leading",
+                      rescale_betas_zero_snr=False)
+
+
+def ddim_from_config(config: dict, steps: int) -> DDIMPlan:
+    """A :class:`DDIMPlan` from a ``scheduler_config.json`` dict, with diffusers' defaults for absent
+    keys (so a file means here what it means to ``DDIMScheduler.from_config``). ValueError naming the
+    key for what the plan cannot reproduce (x0 clipping and thresholding change the update)."""
+    c = dict(_DDIM_DEFAULTS)
+    c.update({k: v for k, v in config.items() if not k.startswith("_")})
+    n = c["num_train_timesteps"]
+    if type(n) is not int or not 1 <= n <= 100_000:
+        raise ValueError(f"\"num_train_timesteps\" is {n!r}, not a whole number in 1..100000")
+    if c["clip_sample"] or c["thresholding"]:
+        key = "thresholding" if c["thresholding"] else "clip_sample"
+        raise ValueError(f"\"{key}\": true is not supported (x0 clipping); the Stream-DiffVSR / SD x4 "
+                         f"schedulers set it false -- set \"{key}\": false")
+    if c["prediction_type"] not in ("v_prediction", "epsilon", "sample"):
+        raise ValueError(f"\"prediction_type\" is {c['prediction_type']!r}, not v_prediction, epsilon or sample")
+    if c["trained_betas"] is not None:
+        betas = torch.as_tensor(c["trained_betas"], dtype=torch.float64)
+        if betas.shape != (n,) or not bool(((betas > 0) & (betas < 1)).all()):
+            raise ValueError(f"\"trained_betas\" must be {n} values in (0, 1)")
+    elif c["beta_schedule"] == "squaredcos_cap_v2":
+        betas = betas_cosine(n)
+    elif c["beta_schedule"] in _BETAS:
+        lo, hi = c["beta_start"], c["beta_end"]
+        if not all(isinstance(v, (int, float)) and 0 < v < 1 for v in (lo, hi)):
+            raise ValueError(f"\"beta_start\" / \"beta_end\" are {lo!r} / {hi!r}, not numbers in (0, 1)")
+        betas = _BETAS[c["beta_schedule"]](n, lo, hi)
+    else:
+        raise ValueError(f"\"beta_schedule\" is {c['beta_schedule']!r}, not one of {sorted(_BETAS)}")
+    abar = alphas_cumprod(betas)
+    if c["rescale_betas_zero_snr"]:
+        abar = rescale_zero_terminal_snr(abar)
+    ts = timesteps(n, steps, c["timestep_spacing"], int(c["steps_offset"] or 0))
+    final = 1.0 if c["set_alpha_to_one"] else float(abar[0])
+    return DDIMPlan(abar, ts, final, n // steps, c["prediction_type"])
 
 
 # ---------------------------------------------------------------------------------------------------

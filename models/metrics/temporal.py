@@ -29,7 +29,7 @@ from .lpips import lpips
 _MIN_SIDE = 16
 
 
-def _grey_u8(frames: torch.Tensor) -> np.ndarray:
+def grey_u8(frames: torch.Tensor) -> np.ndarray:
     """[T,H,W,3] float 0..1 -> [T,H,W] uint8 BT.601 luma (cv2's RGB2GRAY weights)."""
     f = frames.detach().float().cpu().clamp(0, 1).numpy()
     g = f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114 if f.shape[-1] == 3 else f[..., 0]
@@ -59,7 +59,7 @@ def tof(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """tOF per frame pair. x (output), y (ground truth): [T,H,W,3] float 0..1; returns [T-1] float32."""
     x, y = check_pair(x, y, "tof")
     _check_video(x, "tof")
-    gx, gy = _grey_u8(x), _grey_u8(y)
+    gx, gy = grey_u8(x), grey_u8(y)
     out = []
     for t in range(1, len(gx)):
         d = dis_flow(gx[t - 1], gx[t]) - dis_flow(gy[t - 1], gy[t])
@@ -107,7 +107,7 @@ def ewarp(x: torch.Tensor, flow_from: Optional[torch.Tensor] = None) -> torch.Te
         flow_from = x
     x, flow_from = check_pair(x, flow_from, "ewarp")
     _check_video(x, "ewarp")
-    g = _grey_u8(flow_from)
+    g = grey_u8(flow_from)
     f = x.detach().cpu().numpy().astype(np.float32)
     out = []
     for t in range(len(f) - 1):
