@@ -87,6 +87,17 @@ def soft_empty_cache():
         torch.cuda.empty_cache()
 
 
+def user_dir(kind: str) -> str:
+    """ComfyUI's ``input`` or ``output`` folder; outside ComfyUI ``$METAVSR_INPUT_DIR`` /
+    ``$METAVSR_OUTPUT_DIR``, else the working folder / ``./output``."""
+    if _fp is not None:
+        return _fp.get_input_directory() if kind == "input" else _fp.get_output_directory()
+    env = os.environ.get(f"METAVSR_{kind.upper()}_DIR")
+    if env:
+        return env
+    return os.getcwd() if kind == "input" else os.path.join(os.getcwd(), "output")
+
+
 def temp_dir() -> str:
     """Where ComfyUI serves temporary previews from (``type: "temp"``); the system temp folder
     outside ComfyUI."""

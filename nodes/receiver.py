@@ -88,34 +88,22 @@ from ..models.codec.video import CODECS, MIN_VALUE  # noqa: E402
 from . import _comfy  # noqa: E402
 
 
-def _folder(kind: str) -> str:
-    """ComfyUI's ``input`` / ``output`` folder; outside ComfyUI ``$METAVSR_INPUT_DIR`` /
-    ``$METAVSR_OUTPUT_DIR``, else the working folder / ``./output``."""
-    fp = getattr(_comfy, "_fp", None)
-    if fp is not None:
-        return fp.get_input_directory() if kind == "input" else fp.get_output_directory()
-    env = os.environ.get(f"METAVSR_{kind.upper()}_DIR")
-    if env:
-        return env
-    return os.getcwd() if kind == "input" else os.path.join(os.getcwd(), "output")
-
-
 def _input_path(video_path) -> str:
     """``video_path`` as typed (quotes from a pasted path stripped, ``~`` expanded); relative paths
     are inside ComfyUI's input folder."""
     if not isinstance(video_path, str) or not video_path.strip().strip("\"'"):
         raise _check.MetaVSRInputError(f"video_path: give a video file, a name in ComfyUI's input folder "
-                                       f"({_folder('input')}) or an absolute path; got {video_path!r}.")
+                                       f"({_comfy.user_dir('input')}) or an absolute path; got {video_path!r}.")
     p = os.path.expanduser(video_path.strip().strip("\"'"))
     if not os.path.isabs(p):
-        p = os.path.join(_folder("input"), p)
+        p = os.path.join(_comfy.user_dir("input"), p)
     return os.path.normpath(p)
 
 
 def _output_path(output_name) -> str:
     """``output_name`` inside ComfyUI's output folder (subfolders allowed, never outside it); no
     extension gives ``.mp4``."""
-    root = os.path.abspath(_folder("output"))
+    root = os.path.abspath(_comfy.user_dir("output"))
     if not isinstance(output_name, str) or not output_name.strip():
         raise _check.MetaVSRInputError(f"output_name: give a file name such as 'metavsr/upscaled.mp4' (written "
                                        f"into {root}); got {output_name!r}.")
