@@ -166,6 +166,10 @@ class MetaVSRStreamSuperResolve:
                                     "the next chunk of the same video). Off: start a new stream."}),
                 "stream_id": ("STRING", {"default": "stream", "tooltip":
                               "Name under which this stream's state is kept between queue runs."}),
+                "temporal_guidance": ("BOOLEAN", {"default": True, "tooltip":
+                                      "On: each frame is guided by the flow-warped previous output (the "
+                                      "model as trained). Off: every frame runs as a first frame, the "
+                                      "per-frame baseline to compare temporal consistency against."}),
             },
             "optional": {
                 "state": (STATE_TYPE, {"tooltip": "State from another Stream Super-Resolve node in this graph "
@@ -174,7 +178,8 @@ class MetaVSRStreamSuperResolve:
             },
         }
 
-    def run(self, sr_model, lr_images, continue_stream=False, stream_id="stream", state=None, edges=None):
+    def run(self, sr_model, lr_images, continue_stream=False, stream_id="stream", temporal_guidance=True,
+            state=None, edges=None):
         sr_model, lr = receiver_inputs(sr_model, lr_images)
         t = lr.shape[0]
         if not isinstance(stream_id, str) or not stream_id.strip():
@@ -189,7 +194,8 @@ class MetaVSRStreamSuperResolve:
                                                                f"(no state to carry)")
             if state is None and continue_stream:
                 state = STREAMS.get(stream_id)
-            out, new_state = run_stream(receiver, lr, metadata, sr_model.options, state, progress)
+            options = sr_model.options.replace(temporal=bool(temporal_guidance))
+            out, new_state = run_stream(receiver, lr, metadata, options, state, progress)
         except ReceiverInputError as e:
             hint = (" (the stored stream has another size: turn continue_stream off to start a new one)"
                     if continue_stream else "")
@@ -197,7 +203,8 @@ class MetaVSRStreamSuperResolve:
         finally:
             soft_empty_cache()
         STREAMS.put(stream_id, new_state)
-        info = f"{receiver.name}: frames {new_state['frame'] - t}..{new_state['frame'] - 1}; " + \
+        mode = "" if temporal_guidance else " per frame (no temporal guidance)"
+        info = f"{receiver.name}{mode}: frames {new_state['frame'] - t}..{new_state['frame'] - 1}; " + \
             summary(new_state.get("stats", {}))
         return (out.float().clamp(0, 1).cpu(), new_state, info)
 

@@ -90,6 +90,24 @@ def test_chunked_runs_with_the_state_carried_are_bit_identical(model, ref):
     assert torch.equal(torch.cat(parts), whole)
 
 
+def test_per_frame_mode_drops_only_the_temporal_guidance(model, ref):
+    lr = ref["lr"]
+    causal, _ = run_stream(model, lr, options=RunOptions(seed=7))
+    per, _ = run_stream(model, lr, options=RunOptions(seed=7, temporal=False))
+    assert torch.equal(per[0], causal[0]) and float((per[1:] - causal[1:]).abs().max()) > 1e-2
+    # a frame no longer depends on the frames before it; its noise is still the t-th draw
+    other = lr.clone()
+    other[0] = torch.rand(other[0].shape, generator=torch.Generator().manual_seed(3))
+    per_other, _ = run_stream(model, other, options=RunOptions(seed=7, temporal=False))
+    assert torch.equal(per_other[1:], per[1:]) and not torch.equal(per_other[0], per[0])
+    same, _ = run_stream(model, lr[:1].repeat(3, 1, 1, 1), options=RunOptions(seed=7, temporal=False))
+    assert torch.equal(same[0], per[0]) and float((same[1] - same[0]).abs().max()) > 1e-3
+    # a continued stream runs with the settings of the call that continues it
+    _, state = run_stream(model, lr[:2], options=RunOptions(seed=7))
+    rest, _ = run_stream(model, lr[2:], options=RunOptions(seed=7, temporal=False), state=state)
+    assert torch.equal(rest, per[2:])
+
+
 def test_a_stream_keeps_its_size(model, ref):
     _, state = run_stream(model, ref["lr"][:1])
     with pytest.raises(ValueError, match="keeps one size"):
@@ -246,6 +264,8 @@ def test_stream_node_continues_across_queue_runs(models_root):
     # a new stream starts again from frame 0; a state socket overrides the stored one
     c, _, _ = node.run(model, lr[:2], continue_stream=False, stream_id="clip")
     assert torch.equal(c, a)
+    d, _, info = node.run(model, lr[:2], continue_stream=False, stream_id="per", temporal_guidance=False)
+    assert torch.equal(d[0], a[0]) and not torch.equal(d[1], a[1]) and "per frame" in info
     with pytest.raises(Exception, match="continue_stream off"):
         node.run(model, torch.rand(1, 12, 8, 3), continue_stream=True, stream_id="clip")
 

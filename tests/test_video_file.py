@@ -426,3 +426,68 @@ def test_stream_video_file_node(tmp_path, monkeypatch, clips):
     with pytest.raises(MetaVSRInputError, match="^overlap:"):
         node.run(Configured(WindowToy()), "clip.mp4", "x.mp4", "h264", 18, 4, 4, 0, True)
     assert sorted(os.listdir(outd)) == ["sub"]
+
+
+# --------------------------------------------------------------------------- MetaVSR Load Video Frames
+@pytest.fixture
+def input_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("METAVSR_INPUT_DIR", str(tmp_path))
+    (tmp_path / "sub").mkdir()
+    make_clip(tmp_path / "clip.mp4", 12)
+    make_clip(tmp_path / "sub" / "other.mkv", 3)
+    (tmp_path / "notes.txt").write_text("not a video")
+    return tmp_path
+
+
+def _cv2_frames(path):
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            return np.stack(out)
+        out.append(f[..., ::-1].astype(np.float32) / 255)
+
+
+def test_load_video_frames_returns_the_asked_range(input_dir):
+    from metavsr.nodes.video import MetaVSRLoadVideoFrames
+    names = MetaVSRLoadVideoFrames.INPUT_TYPES()["required"]["video"][0]
+    assert names == ["clip.mp4", "sub/other.mkv"]
+    ref = _cv2_frames(input_dir / "clip.mp4")              # OpenCV's own FFmpeg build and colour conversion
+    assert ref.shape == (12, H, W, 3)
+    images, fps, n, info = MetaVSRLoadVideoFrames().run("clip.mp4", start_frame=2, frame_count=4, every_nth=3)
+    assert images.shape == (4, H, W, 3) and images.dtype == torch.float32 and n == 4
+    assert fps == pytest.approx(FPS / 3) and "returned 4 frames from 2, every 3" in info
+    for got, want in zip(images.numpy(), (2, 5, 8, 11)):
+        dist = np.abs(ref - got).mean(axis=(1, 2, 3))
+        assert int(dist.argmin()) == want and np.abs(ref[want] - got).max() <= 4 / 255
+    everything, _, n_all, _ = MetaVSRLoadVideoFrames().run("clip.mp4", start_frame=9, frame_count=0)
+    assert n_all == 3 and np.abs(everything.numpy() - ref[9:]).max() <= 4 / 255
+    sub, _, _, _ = MetaVSRLoadVideoFrames().run("sub/other.mkv", frame_count=0)
+    assert sub.shape[0] == 3
+
+
+def test_load_video_frames_errors_name_the_input(input_dir, monkeypatch):
+    from metavsr.nodes import _check
+    from metavsr.nodes.video import MetaVSRLoadVideoFrames
+    node = MetaVSRLoadVideoFrames()
+    with pytest.raises(_check.MetaVSRInputError, match="^start_frame: 40 is past the end"):
+        node.run("clip.mp4", start_frame=40)
+    with pytest.raises(_check.MetaVSRInputError, match="^video: 'gone.mp4' is not in ComfyUI's input folder"):
+        node.run("gone.mp4")
+    with pytest.raises(_check.MetaVSRInputError, match="^video: '../clip.mp4' is not inside"):
+        node.run("../clip.mp4")
+    assert MetaVSRLoadVideoFrames.VALIDATE_INPUTS("gone.mp4").startswith("video:")
+    with pytest.raises(_check.MetaVSRInputError, match="^video: .*not a readable video"):
+        node.run("notes.txt")
+    # the memory guard refuses before decoding (a counted range) or as soon as a frame passes it (to the end)
+    monkeypatch.setattr(_check, "MAX_OUTPUT_BYTES", 5 * H * W * 3 * 4)
+    with pytest.raises(_check.MetaVSRInputError, match="^frame_count: .*MetaVSR Stream Video File"):
+        node.run("clip.mp4", frame_count=6)
+    with pytest.raises(_check.MetaVSRInputError, match="^frame_count: the frame batch would be 12x24x32x3"):
+        node.run("clip.mp4", frame_count=0)
+    real = vf.probe
+    monkeypatch.setattr(vf, "probe", lambda p: {**real(p), "frames": None, "frames_estimate": None})
+    with pytest.raises(_check.MetaVSRInputError, match="^frame_count: the frame batch would be 6x24x32x3"):
+        node.run("clip.mp4", frame_count=0)
+    assert node.run("clip.mp4", frame_count=5)[2] == 5

@@ -9,6 +9,7 @@ import json
 import os
 
 import pytest
+import torch
 
 import metavsr
 from tools import comfy_core
@@ -60,6 +61,30 @@ def test_workflow_runs(path):
     assert outputs, "workflow has no output node"
     for nid in outputs:
         assert results[nid][1], f"output node {nid} produced nothing"
+
+
+def test_stream_vsr_runs_with_a_tiny_stream_folder(tmp_path, monkeypatch):
+    """stream_vsr.json needs the released weights; its graph runs end to end with the tiny random
+    Stream-DiffVSR of the tests under the released name, on the shipped sample clip."""
+    import stream_fixtures
+    stream_fixtures.make_folder(str(tmp_path / "diffusers" / "Stream-DiffVSR"), seed=0)
+    monkeypatch.setenv("METAVSR_MODELS", str(tmp_path))
+    monkeypatch.setenv("METAVSR_INPUT_DIR", os.path.join(ROOT, "workflows"))
+    with open(os.path.join(ROOT, "workflows", "stream_vsr.json")) as f:
+        wf = json.load(f)
+    prompt = _ui_to_api().convert(wf, object_info(CLASSES))
+    results = execute(prompt, CLASSES)
+    by_title = {n.get("title"): str(n["id"]) for n in wf["nodes"]}
+    causal = results[by_title["SR causal (temporal guidance)"]][0][0][0]
+    per = results[by_title["SR per frame (no temporal guidance)"]][0][0][0]
+    assert causal.shape == per.shape == (10, 192, 320, 3)
+    assert torch.equal(causal[0], per[0]) and not torch.equal(causal[1:], per[1:])
+    for label in ("causal", "per frame", "bicubic"):
+        table = results[by_title[f"temporal metrics: {label}"]][0][3][0]
+        assert table.startswith("10 frames") and "9-10" not in table and "8-9" in table
+    for nid, node in prompt.items():
+        if getattr(CLASSES[node["class_type"]], "OUTPUT_NODE", False):
+            assert results[nid][1], f"output node {nid} produced nothing"
 
 
 def test_validator_catches_mistakes():

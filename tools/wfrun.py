@@ -52,7 +52,7 @@ def validate(wf: dict, classes: dict, frontend_only=frozenset()) -> list:
                 if i < len(values) and values[i] in ("fixed", "increment", "decrement", "randomize"):
                     i += 1
             if isinstance(typ, list):
-                if v not in typ and not opts.get("image_upload"):
+                if v not in typ and not (opts.get("image_upload") or opts.get("video_upload")):
                     problems.append(f"node {n['id']} {t}: {name}={v!r} not in {typ}")
             elif typ in ("INT", "FLOAT"):
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or (typ == "INT" and v != int(v)):

@@ -52,6 +52,8 @@ class RunOptions:
     steps, guidance: sampler steps and classifier-free guidance scale (multi-step receivers)
     timestep:       the timestep of a one-step receiver's single step
     vae_tiling:     blended VAE tiling (latent receivers)
+    temporal:       streaming receivers: guide each frame by the previous output (False: every frame
+                    runs as a first frame, the per-frame baseline; the noise draw is unchanged)
     """
     seed: int = 0
     tile: int = 0
@@ -64,6 +66,7 @@ class RunOptions:
     guidance: float = 1.0
     timestep: int = 399
     vae_tiling: bool = True
+    temporal: bool = True
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -228,11 +231,18 @@ def run_stream(receiver, lr: torch.Tensor, metadata=None, options: RunOptions = 
 
     ``state`` from an earlier call continues the same stream, so a video cut into chunks across
     several calls gives exactly the frames of one uninterrupted run. The state handed in is not
-    modified (each call works on a copy). ``progress(done, total, preview)`` per frame, with the
+    modified (each call works on a copy). A state that keeps its run's settings under ``"options"``
+    gets this call's ``options`` (a continued stream runs with the current settings; its noise
+    draw continues whatever the seed). ``progress(done, total, preview)`` per frame, with the
     newest output frame as the preview.
     """
     lr, maps = check_inputs(receiver, lr, metadata)
-    state = receiver.start(options) if state is None else copy_state(state)
+    if state is None:
+        state = receiver.start(options)
+    else:
+        state = copy_state(state)
+        if isinstance(state.get("options"), RunOptions):
+            state["options"] = options
     t = lr.shape[0]
     frames = []
     for i in range(t):

@@ -5,7 +5,7 @@ Per frame t (the authors' ``StreamDiffVSRPipeline.__call__`` loop, reorganised t
 
 1. noise z_T ~ N(0, I) of the latent's shape, drawn in frame order from one generator (its state
    travels in ``state``, so chunked runs draw what one run draws);
-2. t > 0: the previous HR output is warped onto this frame with the flow of the LR pair (ARTG's hint
+2. t > 0 (and ``options.temporal``, the default): the previous HR output is warped onto this frame with the flow of the LR pair (ARTG's hint
    for the ControlNet) and encoded into the TPM features for the decoder;
 3. 4 DDIM steps (v-prediction, "trailing", from the folder's scheduler config) of the U-Net on
    [z_t, LR in -1..1]; from t = 1 on, the ControlNet on the same input with the warped hint adds
@@ -82,7 +82,7 @@ class StreamDiffVSR(Streaming):
         h, w = lr_t.shape[:2]
         noise = torch.randn((1, self.latent_channels, h, w), generator=g, dtype=torch.float32)
         hint = None
-        if state["prev_hr"] is not None:
+        if state["prev_hr"] is not None and options.temporal:
             f = flows.to_hr(self.settings.flow(state["prev_lr"], lr_t), self.scale).to(self.device)
             hint = flows.warp(state["prev_hr"].float(), f).to(self.dtype)
         edges = maps.get("edges")

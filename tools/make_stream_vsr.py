@@ -1,0 +1,65 @@
+"""Writes workflows/stream_vsr.json (run from the repo root: python tools/make_stream_vsr.py).
+
+An HR clip (workflows/metavsr_sample_clip.mp4, made by tools/sample_clip.py) is sent as an area x4
+H.264 base layer; the receiver runs Stream-DiffVSR causally (each frame guided by the flow-warped
+previous output, as trained) and per frame (temporal guidance off: every frame runs as a first
+frame), beside bicubic. Temporal metrics (tOF, tLP, E_warp) and frame metrics against the HR clip, the
+receiver's speed line, the base layer's bits, a comparison grid over the clip and an A/B view of
+per-frame against causal. Needs the released weights (models/diffusers/Stream-DiffVSR).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.wfbuild import AB_SLIDER, Image, Text, Workflow, pack_classes, save_workflow  # noqa: E402
+
+CLASSES = pack_classes()
+FRAMES, CRF = 10, 23
+# table lines: title + header + rule + mean + one row per frame pair (temporal) / frame (metrics)
+TEMPORAL_LINES, METRIC_LINES = FRAMES + 3, FRAMES + 5
+
+
+def build():
+    wf = Workflow(CLASSES)
+    hr = wf.node("MetaVSRLoadVideoFrames", video="metavsr_sample_clip.mp4", start_frame=0, frame_count=FRAMES,
+                 every_nth=1, title="HR clip (sender)")
+    down = wf.node("MetaVSRDownscale", images=hr[0], method="area", factor=4, title="sender: area x4")
+    base = wf.node("MetaVSRVideoEncode", images=down[0], codec="h264", rate_control="crf", value=CRF, fps=24.0,
+                   preset="medium", title=f"sender: H.264 base layer (crf {CRF})")
+    lr = wf.node("MetaVSRDecodeBitstream", bitstream=base[1], title="receiver: decode base layer")
+    model = wf.node("MetaVSRLoadStreamDiffVSR", model="Stream-DiffVSR", dtype="fp16", flow="dis",
+                    raft_weights="none", steps=4, tile_size=0, tile_overlap=64, seed=0, compile=False,
+                    edge_hint=False, title="Stream-DiffVSR (causal, 4 steps)")
+    causal = wf.node("MetaVSRStreamSuperResolve", sr_model=model[0], lr_images=lr[0], continue_stream=False,
+                     stream_id="causal", temporal_guidance=True, title="SR causal (temporal guidance)")
+    per = wf.node("MetaVSRStreamSuperResolve", sr_model=model[0], lr_images=lr[0], continue_stream=False,
+                  stream_id="per-frame", temporal_guidance=False, title="SR per frame (no temporal guidance)")
+    bic = wf.node("MetaVSRUpscale", images=lr[0], method="bicubic", factor=4, title="bicubic of the base layer")
+
+    # --- measure: speed, bits, temporal and frame metrics, views ------------------------------------
+    for node, label in ((causal, "causal"), (per, "per frame")):
+        wf.node("PreviewAny", source=node[2], title=f"speed: {label}", show=Text(3, 60), column="measure")
+    rate = wf.node("MetaVSRBitrate", bitstream_1=base[1], reference=hr[0], title="rate: base layer",
+                   column="measure")
+    wf.node("PreviewAny", source=rate[0], title="base layer: bits", show=Text(5, 60))
+    runs = ((causal, "causal"), (per, "per frame"), (bic, "bicubic"))
+    for node, label in runs:
+        tm = wf.node("MetaVSRTemporalMetrics", images=node[0], reference=hr[0], lpips_net="alex",
+                     ewarp_flow="reference", title=f"temporal metrics: {label}", column="measure")
+        wf.node("PreviewAny", source=tm[3], title=f"tOF / tLP / E_warp: {label}", show=Text(TEMPORAL_LINES, 40))
+    for node, label in runs:
+        met = wf.node("MetaVSRMetrics", images=node[0], reference=hr[0], color_space="RGB", crop_border=0,
+                      lpips_net="alex", dists=False, label=label, column="measure")
+        wf.node("PreviewAny", source=met[4], title=f"metrics: {label}", show=Text(METRIC_LINES, 54))
+    grid = wf.node("MetaVSRComparisonGrid", images_1=hr[0], images_2=bic[0], images_3=per[0], images_4=causal[0],
+                   captions="HR\nbicubic\nper frame\ncausal (Stream-DiffVSR)", columns=4, resize="nearest",
+                   zoom_size=0.3, zoom_x=0.45, zoom_y=0.3, font_size=0, column="measure")
+    wf.node("PreviewImage", images=grid[0], title="Comparison grid (every frame)", show=Image(900, 300))
+    ab = wf.node("MetaVSRABCompare", image_a=per[0], image_b=causal[0], split=0.5, label_a="per frame",
+                 label_b="causal", show=Image(AB_SLIDER, AB_SLIDER), column="measure")
+    wf.node("PreviewImage", images=ab[0], title="A/B: per frame | causal", show=Image(420, 420))
+    return wf
+
+
+if __name__ == "__main__":
+    save_workflow(build(), "stream_vsr.json", probe=False)   # needs downloaded weights: show= hints only
