@@ -39,3 +39,48 @@ def inputs(seed: int = 1):
     noise0 = torch.randn(LATENT, generator=g)
     draws = torch.randn((14,) + LATENT, generator=g)
     return {"x": x, "hint": hint, "cond": cond, "uncond": uncond, "noise0": noise0, "draws": draws}
+
+
+VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+           block_out_channels=(32, 32, 32, 32), layers_per_block=1, latent_channels=4, sample_size=32,
+           scaling_factor=0.18215, force_upcast=False)
+
+
+def build_vae(seed: int = 0):
+    """A tiny random ``AutoencoderKLTemporalDecoder`` (x8, 4 latent channels, widths 32)."""
+    from diffusers import AutoencoderKLTemporalDecoder
+    vae = AutoencoderKLTemporalDecoder(**VAE)
+    randomize_(vae, torch.Generator().manual_seed(seed))
+    return vae.eval()
+
+
+def make_files(root, seed: int = 0):
+    """Write the STAR files a user would have, tiny: ``root/STAR/star-tiny.safetensors`` (config in its
+    metadata), ``root/STAR/star-tiny-pt.pt`` + ``.json`` (the released .pt form, state dict under
+    'state_dict'), ``root/diffusers/svd-vae-tiny/`` and ``root/STAR/prompts-tiny.safetensors``.
+    Returns ``{"safetensors", "pt", "vae", "text"}`` paths."""
+    import json
+    import os
+    from safetensors.torch import save_file
+    from metavsr.models.receivers.star import loading
+    from metavsr.models.receivers.star.unet import STARConfig
+    star, dif = os.path.join(root, "STAR"), os.path.join(root, "diffusers", "svd-vae-tiny")
+    os.makedirs(star, exist_ok=True)
+    os.makedirs(dif, exist_ok=True)
+    model, cfg = build(seed), STARConfig(**TINY)
+    paths = {"safetensors": loading.save_safetensors(model, cfg, os.path.join(star, "star-tiny.safetensors"),
+                                                     dtype=None)}
+    pt = os.path.join(star, "star-tiny-pt.pt")
+    torch.save({"state_dict": model.state_dict()}, pt)
+    with open(pt[:-3] + ".json", "w") as f:
+        json.dump(cfg.to_dict(), f)
+    paths["pt"] = pt
+    vae = build_vae(seed)
+    vae.save_config(dif)
+    save_file({k: v.contiguous() for k, v in vae.state_dict().items()},
+              os.path.join(dif, "diffusion_pytorch_model.safetensors"))
+    paths["vae"] = dif
+    g = torch.Generator().manual_seed(seed + 7)
+    paths["text"] = loading.save_text(os.path.join(star, "prompts-tiny.safetensors"),
+                                      torch.randn(1, TOKENS, 1024, generator=g), torch.randn(1, TOKENS, 1024, generator=g))
+    return paths
