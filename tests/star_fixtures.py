@@ -54,8 +54,8 @@ def build_vae(seed: int = 0):
     return vae.eval()
 
 
-def make_files(root, seed: int = 0):
-    """Write the STAR files a user would have, tiny: ``root/STAR/star-tiny.safetensors`` (config in its
+def make_files(root, seed: int = 0, star_dir: str = "STAR"):
+    """Write the STAR files a user would have, tiny: ``root/<star_dir>/star-tiny.safetensors`` (config in its
     metadata), ``root/STAR/star-tiny-pt.pt`` + ``.json`` (the released .pt form, state dict under
     'state_dict'), ``root/diffusers/svd-vae-tiny/`` and ``root/STAR/prompts-tiny.safetensors``.
     Returns ``{"safetensors", "pt", "vae", "text"}`` paths."""
@@ -64,7 +64,7 @@ def make_files(root, seed: int = 0):
     from safetensors.torch import save_file
     from metavsr.models.receivers.star import loading
     from metavsr.models.receivers.star.unet import STARConfig
-    star, dif = os.path.join(root, "STAR"), os.path.join(root, "diffusers", "svd-vae-tiny")
+    star, dif = os.path.join(root, star_dir), os.path.join(root, "diffusers", "svd-vae-tiny")
     os.makedirs(star, exist_ok=True)
     os.makedirs(dif, exist_ok=True)
     model, cfg = build(seed), STARConfig(**TINY)

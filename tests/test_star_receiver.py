@@ -212,3 +212,45 @@ def test_wavelet_keeps_the_output_detail_and_the_lr_colour():
     assert abs(float(fixed.mean()) - 0.6) < 0.01            # the LR's (flat) colour
     assert torch.allclose(hi_fix, hi_out, atol=2e-2)          # and the output's detail
     assert float(hi_out.abs().mean()) > 0.03
+
+
+# --------------------------------------------------------------------------- nodes
+@pytest.fixture
+def models_root(tmp_path, monkeypatch):
+    SF.make_files(str(tmp_path), star_dir="star")       # outside ComfyUI: $METAVSR_MODELS/<kind>
+    monkeypatch.setenv("METAVSR_MODELS", str(tmp_path))
+    return tmp_path
+
+
+def test_nodes_load_prompt_and_super_resolve(models_root):
+    from metavsr.nodes._check import MetaVSRInputError
+    from metavsr.nodes.receiver import MetaVSRSuperResolve
+    from metavsr.nodes.receiver_star import MetaVSRLoadSTAR, MetaVSRSTARPrompt
+    req = MetaVSRLoadSTAR.INPUT_TYPES()["required"]
+    assert {"star-tiny.safetensors", "star-tiny-pt.pt", "light_deg.pt"} <= set(req["checkpoint"][0])
+    assert "prompts-tiny.safetensors" not in req["checkpoint"][0] and "svd-vae-tiny" in req["vae"][0]
+    assert "prompts-tiny.safetensors" in MetaVSRSTARPrompt.INPUT_TYPES()["optional"]["embeddings"][0]
+    (model,) = MetaVSRLoadSTAR().load("star-tiny.safetensors", "svd-vae-tiny", dtype="fp32", offload="none")
+    lr = _lr()
+    with pytest.raises(MetaVSRInputError, match="MetaVSR STAR Prompt"):
+        MetaVSRSuperResolve().run(model, lr, False)
+    g = torch.Generator().manual_seed(0)
+    pos = [[torch.randn(1, 154, 1024, generator=g), {"pooled_output": None}]]
+    neg = [[torch.randn(1, 77, 1024, generator=g), {}]]
+    configured, info = MetaVSRSTARPrompt().run(model, mode="normal", steps=2, positive=pos, negative=neg)
+    assert "2 steps from t=899" in info and configured.receiver.positive.shape == (1, 77, 1024)
+    (out,) = MetaVSRSuperResolve().run(configured, lr, False)
+    assert out.shape == (2, 32, 48, 3)
+    # the same text from a file, and the errors that name the input
+    configured2, _ = MetaVSRSTARPrompt().run(model, mode="normal", steps=2, embeddings="prompts-tiny.safetensors")
+    assert configured2.receiver.positive.shape == (1, 8, 1024)
+    with pytest.raises(MetaVSRInputError, match="^positive: connect CLIP Text Encode"):
+        MetaVSRSTARPrompt().run(model)
+    with pytest.raises(MetaVSRInputError, match="^negative: classifier-free guidance needs"):
+        MetaVSRSTARPrompt().run(model, positive=pos)
+    with pytest.raises(MetaVSRInputError, match="^positive: the text encoder gives 768-wide"):
+        MetaVSRSTARPrompt().run(model, positive=[[torch.zeros(1, 77, 768), {}]], negative=neg)
+    with pytest.raises(MetaVSRInputError, match="^checkpoint: no file 'light_deg.pt'.*SherryX/STAR"):
+        MetaVSRLoadSTAR().load("light_deg.pt", "svd-vae-tiny")
+    with pytest.raises(MetaVSRInputError, match="^vae: no folder 'stable-video-diffusion-vae'"):
+        MetaVSRLoadSTAR().load("star-tiny.safetensors", "stable-video-diffusion-vae")

@@ -87,6 +87,36 @@ def test_stream_vsr_runs_with_a_tiny_stream_folder(tmp_path, monkeypatch):
             assert results[nid][1], f"output node {nid} produced nothing"
 
 
+def test_star_vsr_runs_with_tiny_star_files(tmp_path, monkeypatch):
+    """star_vsr.json needs downloaded weights; its graph runs end to end with the tiny random STAR and
+    SVD VAE of the tests under the released names (3 frames, one sampler step: the wiring, not the
+    sampler, is under test here), the CLIP nodes being tools/comfy_core.py's stand-ins."""
+    import shutil
+    import star_fixtures
+    files = star_fixtures.make_files(str(tmp_path), star_dir="star")
+    shutil.copy(files["pt"], tmp_path / "star" / "light_deg.pt")
+    shutil.copy(files["pt"][:-3] + ".json", tmp_path / "star" / "light_deg.json")
+    os.symlink(files["vae"], tmp_path / "diffusers" / "stable-video-diffusion-vae")
+    monkeypatch.setenv("METAVSR_MODELS", str(tmp_path))
+    monkeypatch.setenv("METAVSR_INPUT_DIR", os.path.join(ROOT, "workflows"))
+    with open(os.path.join(ROOT, "workflows", "star_vsr.json")) as f:
+        wf = json.load(f)
+    prompt = _ui_to_api().convert(wf, object_info(CLASSES))
+    for node in prompt.values():
+        if node["class_type"] == "MetaVSRLoadVideoFrames":
+            node["inputs"]["frame_count"] = 3
+        if node["class_type"] == "MetaVSRSTARPrompt":
+            node["inputs"].update(mode="normal", steps=1)
+    results = execute(prompt, CLASSES)
+    by_title = {n.get("title"): str(n["id"]) for n in wf["nodes"]}
+    sr = results[by_title["SR: STAR"]][0][0][0]
+    assert sr.shape == (3, 192, 320, 3) and torch.isfinite(sr).all()
+    assert "1 step from t=899" in results[by_title["STAR prompt and sampler"]][0][1][0]
+    for nid, node in prompt.items():
+        if getattr(CLASSES[node["class_type"]], "OUTPUT_NODE", False):
+            assert results[nid][1], f"output node {nid} produced nothing"
+
+
 def test_validator_catches_mistakes():
     """The checks above can fail: a wrong combo value, an out-of-range number and a type-mismatched
     link are all reported."""

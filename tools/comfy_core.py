@@ -92,7 +92,42 @@ class ImageToMask:
         return (image[:, :, :, ["red", "green", "blue", "alpha"].index(channel)],)
 
 
-NODE_CLASS_MAPPINGS = {c.__name__: c for c in (LoadImage, PreviewImage, SaveImage, PreviewAny, MaskToImage, ImageToMask)}
+class CLIPLoader:
+    """Stands in for ComfyUI's text-encoder loader: the 'CLIP' it returns only remembers its file."""
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "load_clip"
+    CATEGORY = "advanced/loaders"
+    TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
+             "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image"]
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"clip_name": (["sd21_clip_h.safetensors"],), "type": (cls.TYPES,)},
+                "optional": {"device": (["default", "cpu"], {"advanced": True})}}
+
+    def load_clip(self, clip_name, type="stable_diffusion", device="default"):
+        return ({"clip_name": clip_name, "type": type},)
+
+
+class CLIPTextEncode:
+    """Stands in for ComfyUI's text encoder: a CONDITIONING of OpenCLIP-H's shape [1, 77, 1024] drawn
+    from a seed made of the text (the same text gives the same states)."""
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "encode"
+    CATEGORY = "conditioning"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"multiline": True, "dynamicPrompts": True}), "clip": ("CLIP",)}}
+
+    def encode(self, text, clip):
+        import zlib
+        g = torch.Generator().manual_seed(zlib.crc32(str(text).encode()))
+        return ([[torch.randn(1, 77, 1024, generator=g), {"pooled_output": None}]],)
+
+
+NODE_CLASS_MAPPINGS = {c.__name__: c for c in (LoadImage, PreviewImage, SaveImage, PreviewAny, MaskToImage, ImageToMask,
+                                               CLIPLoader, CLIPTextEncode)}
 FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
 
 

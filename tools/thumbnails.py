@@ -39,6 +39,7 @@ FOCUS = {
     "metasr_embedded_demo": ["A/B split view"],
     "compare_conditioning": ["RD: psnr"],
     "metasr_cogvideox": ["SR with edge tokens", "SR pixel-only (DOVE-style)", "MetaSR (CogVideoX one-step)"],
+    "star_vsr": ["STAR prompt and sampler", "SR: STAR", "STAR (I2VGen-XL, light degradations)"],
     "stream_vsr": ["SR causal (temporal guidance)", "SR per frame (no temporal guidance)",
                    "Stream-DiffVSR (causal, 4 steps)"],
 }

@@ -127,13 +127,14 @@ class STAR:
     scale = SCALE
     metadata_kinds = ()
 
-    def __init__(self, unet: STARUNet, vae, positive: torch.Tensor, negative: Optional[torch.Tensor], *,
+    def __init__(self, unet: STARUNet, vae, positive: Optional[torch.Tensor], negative: Optional[torch.Tensor], *,
                  device="cpu", dtype=torch.float16, offload: str = "none", offload_device="cpu",
                  settings: STARSettings = STARSettings(), name: str = "star"):
         if offload not in OFFLOADS:
             raise STARInputError(f"offload: {offload!r} is not one of {', '.join(OFFLOADS)}.")
         self.unet, self.vae = unet, vae
-        self.positive, self.negative = positive.float(), None if negative is None else negative.float()
+        self.positive = None if positive is None else positive.float()
+        self.negative = None if negative is None else negative.float()
         self.device, self.dtype = torch.device(device), dtype
         self.offload, self.offload_device = offload, torch.device(offload_device)
         self.settings, self.name = settings, name
@@ -286,6 +287,9 @@ class STAR:
         """lr [T,H,W,3] float 0..1 -> [T,4H,4W,3] float32 0..1 on the CPU (pixel-only: STAR takes no
         metadata). ``options.seed`` seeds the VAE sample, the SDEdit noise and the SDE noise."""
         frames, _ = check_inputs(self, lr, metadata)
+        if self.positive is None:
+            raise STARInputError("positive: STAR needs a text embedding; connect MetaVSR STAR Prompt (with CLIP "
+                                 "Text Encode outputs) between the loader and this node.")
         s = self.settings
         t, h, w, _ = frames.shape
         H, W = h * SCALE, w * SCALE
@@ -315,7 +319,7 @@ class STAR:
         return fixed.permute(0, 2, 3, 1).contiguous()
 
     def describe(self) -> str:
-        s = self.settings
-        return (f"{self.name}: x4, {s.mode} sampler ({self.steps_for()} steps from t={s.noise_level - 1}), CFG "
+        s, n = self.settings, self.steps_for()
+        return (f"{self.name}: x4, {s.mode} sampler ({n} step{'s' * (n != 1)} from t={s.noise_level - 1}), CFG "
                 f"{s.guidance} rescale {s.rescale}, colour fix {s.colour_fix}, {self.dtype}, offload {self.offload}")
 
