@@ -10,17 +10,17 @@ the chosen shapes (``released``: the SD x4 upscaler U-Net / ControlNet and the x
 Memory that does not grow from 10 to 300 frames is the point of the streaming design.
 """
 import argparse
-import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _rows import child, resolve_device, run_child  # noqa: E402
 
 
 def _one(args) -> dict:
@@ -68,29 +68,17 @@ def main():
     ap.add_argument("--tmp", default="/tmp/metavsr_bench_stream")
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.n:
-        print(json.dumps(_one(args)))
+    if child(args, _one):
         return
     import torch
-    if args.device == "cuda" and not torch.cuda.is_available():
-        args.device = "cpu"
-    if args.device == "cpu":
-        args.dtype = "fp32"
+    resolve_device(args)
     w, h = map(int, args.lr.split("x"))
     print(f"Stream-DiffVSR, {args.config if not args.folder else args.folder} shapes, {w}x{h} -> {4 * w}x{4 * h}, "
           f"{args.device} {args.dtype}, torch {torch.__version__}, {args.threads} CPU thread(s)")
     print(f"{'frames':>6} | {'s/frame':>8} | {'fps':>6} | {'first s':>8} | {'peak RSS MiB':>12} | {'peak device MiB':>15}")
     print("-" * 70)
     for n in args.frames:
-        cmd = [sys.executable, __file__, "--n", str(n), "--config", args.config, "--lr", args.lr,
-               "--device", args.device, "--dtype", args.dtype, "--threads", str(args.threads), "--tmp", args.tmp]
-        if args.folder:
-            cmd += ["--folder", args.folder]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode:
-            print(res.stderr[-2000:])
-            raise SystemExit(res.returncode)
-        r = json.loads(res.stdout.strip().splitlines()[-1])
+        r = run_child(__file__, args, n=n)
         print(f"{n:>6} | {r['per_frame_s']:8.3f} | {1 / r['per_frame_s']:6.2f} | {r['first_s']:8.3f} | "
               f"{r['rss'] / 2**20:12.0f} | {r['device'] / 2**20:15.0f}")
 

@@ -254,3 +254,65 @@ def test_nodes_load_prompt_and_super_resolve(models_root):
         MetaVSRLoadSTAR().load("light_deg.pt", "svd-vae-tiny")
     with pytest.raises(MetaVSRInputError, match="^vae: no folder 'stable-video-diffusion-vae'"):
         MetaVSRLoadSTAR().load("star-tiny.safetensors", "stable-video-diffusion-vae")
+
+
+def test_converter_writes_a_loadable_safetensors(files, tmp_path):
+    import runpy
+    conv = runpy.run_path(os.path.join(os.path.dirname(__file__), "..", "tools", "convert_star.py"))["convert"]
+    out = conv(files["pt"], str(tmp_path / "star.safetensors"), "fp32")
+    a, _ = star.load_unet(out, torch.float32)
+    ref = SF.build(0).state_dict()
+    sa = a.state_dict()
+    assert all(torch.equal(sa[k], v) for k, v in ref.items())
+    half = conv(files["pt"], str(tmp_path / "star16.safetensors"), "fp16")
+    assert os.path.getsize(half) < 0.6 * os.path.getsize(out)
+    with pytest.raises(SystemExit, match="overwrite"):
+        conv(out, out)
+
+
+def test_fine_tuning_moves_only_the_controlnet_and_liem(tmp_path):
+    """train/train_star.py on the tiny model (CPU, 2 steps): the v + b(t) DF loss trains what STAR
+    trains, and the result loads as a checkpoint."""
+    import importlib.util
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("train_star", os.path.join(os.path.dirname(__file__), "..", "train",
+                                                                              "train_star.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    data = tmp_path / "clips"
+    data.mkdir()
+    y, x = np.mgrid[0:72, 0:72]
+    clip = np.stack([np.stack([128 + 100 * np.sin(x / 5 + i + c) * np.cos(y / 7) for c in range(3)], -1)
+                     for i in range(3)]).astype(np.uint8)
+    np.save(data / "clip.npy", clip)
+    out = str(tmp_path / "ft.safetensors")
+    mod.main(["--tiny", "--data", str(data), "--out", out, "--steps", "2", "--frames", "2", "--crop", "64",
+              "--lr", "1e-3", "--log-every", "1"])
+    tuned, _ = star.load_unet(out, torch.float32)
+    before = SF.build(0).state_dict()
+    after = tuned.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("VideoControlNet.") or ".local" in k for k in moved)
+    assert any(".local" in k and not k.startswith("VideoControlNet.") for k in moved)   # the U-Net's LIEM too
+    names = set(before)
+    assert len(mod.trainable(tuned)) == sum(1 for k in names if k.startswith("VideoControlNet.") or ".local" in k)
+
+
+def test_step_loss_gradient_reaches_the_controlnet_through_the_df_term(files):
+    import importlib.util
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("train_star", os.path.join(os.path.dirname(__file__), "..", "train",
+                                                                              "train_star.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model, vae = SF.build(0), SF.build_vae(0)
+    for p in mod.trainable(model):
+        p.requires_grad_(True)
+    hr = torch.rand(2, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    abar = S.logsnr_cosine_interp()
+    loss, parts = mod.step_loss(model, vae, hr, torch.zeros(1, 8, 1024), abar, np.random.default_rng(3),
+                                torch.Generator().manual_seed(0), df_mode="radial", df_weight=1e3)
+    # weight the DF term heavily and compare its gradient alone with the full loss's
+    w = model.VideoControlNet.input_hint_block.weight
+    g_all = torch.autograd.grad(loss, w, retain_graph=True)[0]
+    assert parts["df"] > 0 and float(g_all.abs().sum()) > 0 and 0 <= parts["t"] < 1000

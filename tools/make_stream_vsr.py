@@ -12,21 +12,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tools.wfbuild import AB_SLIDER, Image, Text, Workflow, pack_classes, save_workflow  # noqa: E402
+from tools.wfparts import clip_measures, video_sender  # noqa: E402
 
 CLASSES = pack_classes()
 FRAMES, CRF = 10, 23
-# table lines: title + header + rule + mean + one row per frame pair (temporal) / frame (metrics)
-TEMPORAL_LINES, METRIC_LINES = FRAMES + 3, FRAMES + 5
 
 
 def build():
     wf = Workflow(CLASSES)
-    hr = wf.node("MetaVSRLoadVideoFrames", video="metavsr_sample_clip.mp4", start_frame=0, frame_count=FRAMES,
-                 every_nth=1, title="HR clip (sender)")
-    down = wf.node("MetaVSRDownscale", images=hr[0], method="area", factor=4, title="sender: area x4")
-    base = wf.node("MetaVSRVideoEncode", images=down[0], codec="h264", rate_control="crf", value=CRF, fps=24.0,
-                   preset="medium", title=f"sender: H.264 base layer (crf {CRF})")
-    lr = wf.node("MetaVSRDecodeBitstream", bitstream=base[1], title="receiver: decode base layer")
+    hr, base, lr = video_sender(wf, FRAMES, CRF)
     model = wf.node("MetaVSRLoadStreamDiffVSR", model="Stream-DiffVSR", dtype="fp16", flow="dis",
                     raft_weights="none", steps=4, tile_size=0, tile_overlap=64, seed=0, compile=False,
                     edge_hint=False, title="Stream-DiffVSR (causal, 4 steps)")
@@ -43,14 +37,7 @@ def build():
                    column="measure")
     wf.node("PreviewAny", source=rate[0], title="base layer: bits", show=Text(5, 60))
     runs = ((causal, "causal"), (per, "per frame"), (bic, "bicubic"))
-    for node, label in runs:
-        tm = wf.node("MetaVSRTemporalMetrics", images=node[0], reference=hr[0], lpips_net="alex",
-                     ewarp_flow="reference", title=f"temporal metrics: {label}", column="measure")
-        wf.node("PreviewAny", source=tm[3], title=f"tOF / tLP / E_warp: {label}", show=Text(TEMPORAL_LINES, 40))
-    for node, label in runs:
-        met = wf.node("MetaVSRMetrics", images=node[0], reference=hr[0], color_space="RGB", crop_border=0,
-                      lpips_net="alex", dists=False, label=label, column="measure")
-        wf.node("PreviewAny", source=met[4], title=f"metrics: {label}", show=Text(METRIC_LINES, 54))
+    clip_measures(wf, hr, runs, FRAMES)
     grid = wf.node("MetaVSRComparisonGrid", images_1=hr[0], images_2=bic[0], images_3=per[0], images_4=causal[0],
                    captions="HR\nbicubic\nper frame\ncausal (Stream-DiffVSR)", columns=4, resize="nearest",
                    zoom_size=0.3, zoom_x=0.45, zoom_y=0.3, font_size=0, column="measure")

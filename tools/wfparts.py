@@ -32,3 +32,28 @@ def measure_and_compare(wf, hr, runs, rates, edges, captions, zoom=(0.5, 0.4), a
     view = wf.node("MetaVSRABCompare", image_a=a[0], image_b=b[0], split=0.5, label_a=label_a, label_b=label_b,
                    show=Image(AB_SLIDER, AB_SLIDER), column="measure")
     wf.node("PreviewImage", images=view[0], title="A/B split view", show=Image(420, 420))
+
+
+def video_sender(wf, frames: int, crf: int, clip: str = "metavsr_sample_clip.mp4"):
+    """HR clip -> area x4 -> H.264 base layer -> decoded at the receiver: ``(hr, base, lr)`` nodes."""
+    hr = wf.node("MetaVSRLoadVideoFrames", video=clip, start_frame=0, frame_count=frames, every_nth=1,
+                 title="HR clip (sender)")
+    down = wf.node("MetaVSRDownscale", images=hr[0], method="area", factor=4, title="sender: area x4")
+    base = wf.node("MetaVSRVideoEncode", images=down[0], codec="h264", rate_control="crf", value=crf, fps=24.0,
+                   preset="medium", title=f"sender: H.264 base layer (crf {crf})")
+    lr = wf.node("MetaVSRDecodeBitstream", bitstream=base[1], title="receiver: decode base layer")
+    return hr, base, lr
+
+
+def clip_measures(wf, hr, runs, frames: int):
+    """Temporal metrics (tOF / tLP / E_warp per frame pair) and frame metrics of each ``(node, label)``
+    in ``runs`` against the HR clip, each with a text preview sized for ``frames`` frames."""
+    temporal_lines, metric_lines = frames + 3, frames + 5   # title, header, rule, mean, one row per pair / frame
+    for node, label in runs:
+        tm = wf.node("MetaVSRTemporalMetrics", images=node[0], reference=hr[0], lpips_net="alex",
+                     ewarp_flow="reference", title=f"temporal metrics: {label}", column="measure")
+        wf.node("PreviewAny", source=tm[3], title=f"tOF / tLP / E_warp: {label}", show=Text(temporal_lines, 40))
+    for node, label in runs:
+        met = wf.node("MetaVSRMetrics", images=node[0], reference=hr[0], color_space="RGB", crop_border=0,
+                      lpips_net="alex", dists=False, label=label, column="measure")
+        wf.node("PreviewAny", source=met[4], title=f"metrics: {label}", show=Text(metric_lines, 54))

@@ -182,8 +182,12 @@ def safetensors_layout(file: str, error=ModelFolderError) -> dict:
         raise unreadable(file, f"is not a readable safetensors file ({type(e).__name__}: {e})", error) from None
 
 
-def bin_layout(file: str, error=ModelFolderError) -> dict:
-    """``{name: (shape, dtype)}`` of a torch.save zip checkpoint, memory-mapped (nothing is read)."""
+def pt_state(file: str, error=ModelFolderError, unwrap: str = None,
+             what: str = "a diffusers weight file: delete it and download the model again") -> dict:
+    """The state dict of a torch.save zip checkpoint, memory-mapped (tensors are read when touched) and
+    loaded ``weights_only`` (no pickle code runs); ``unwrap``: a key the dict may sit under (a
+    training checkpoint's "state_dict"). ``error`` naming the file for anything else; ``what`` ends the
+    message for a file that holds no state dict."""
     if os.path.isdir(file):
         raise error(f"{file} is a directory where a checkpoint is expected; remove it and download "
                     f"the file again.")
@@ -194,12 +198,19 @@ def bin_layout(file: str, error=ModelFolderError) -> dict:
     except Exception as e:
         if is_oom(e):
             raise
-        raise unreadable(file, f"cannot be read as a checkpoint ({type(e).__name__}: {short(str(e), 200)})",
-                         error) from None
+        raise unreadable(file, f"cannot be read as a weights-only checkpoint ({type(e).__name__}: "
+                               f"{short(str(e), 200)})", error) from None
+    if unwrap and isinstance(sd, dict) and isinstance(sd.get(unwrap), dict):
+        sd = sd[unwrap]
     if not isinstance(sd, dict) or not sd or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                      for k, v in sd.items()):
-        raise error(f"{file} does not hold a state dict (a mapping of names to tensors); it is not a "
-                    f"diffusers weight file: delete it and download the model again.")
+        raise error(f"{file} does not hold a state dict (a mapping of names to tensors); it is not {what}.")
+    return sd
+
+
+def bin_layout(file: str, error=ModelFolderError) -> dict:
+    """``{name: (shape, dtype)}`` of a torch.save zip checkpoint, memory-mapped (nothing is read)."""
+    sd = pt_state(file, error)
     out = {k: (tuple(v.shape), v.dtype) for k, v in sd.items()}
     del sd
     return out

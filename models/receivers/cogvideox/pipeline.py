@@ -9,7 +9,6 @@ Metadata maps (MetaSR) go through the same padding, VAE and patch embedding and 
 Large inputs run as overlapping latent windows blended with feathered weights; the VAE tiles with
 diffusers' own blended tiling.
 """
-import contextlib
 import threading
 from typing import Dict, List, Optional, Sequence
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from ...ops import windows
 from ...sampling import sample_one_step, v_prediction
 from ..base import Progress, ReceiverInputError, RunOptions, check_inputs, check_map, report, run_segments
+from .. import offload as offloading
 from . import tokens
 
 SCALE = 4
@@ -126,35 +126,19 @@ class MetaSRPipeline:
             raise MetaSRInputError(f"offload: {mode!r} is not one of none, model, sequential.")
         for h in self._hooks:
             h.remove()
-        self._hooks = []
         self.offload = mode
         home = self.device if mode == "none" else self.offload_device
         self.transformer.to(home)
         self.vae.to(home)
-        if mode == "sequential":
-            dev, off = self.device, self.offload_device
-            for block in self.transformer.transformer_blocks:
-                self._hooks.append(block.register_forward_pre_hook(lambda m, a: m.to(dev) and None))
-                self._hooks.append(block.register_forward_hook(lambda m, a, o: m.to(off) and None))
+        self._hooks = (offloading.stage_hooks(self.transformer.transformer_blocks, self.device, self.offload_device)
+                       if mode == "sequential" else [])
 
-    @contextlib.contextmanager
     def _on_device(self, model):
-        if self.offload == "none":
-            yield
-            return
         if model is self.transformer and self.offload == "sequential":
             moved = [mod for name, mod in model.named_children() if name != "transformer_blocks"]
         else:
             moved = [model]
-        for m in moved:
-            m.to(self.device)
-        try:
-            yield
-        finally:
-            for m in moved:
-                m.to(self.offload_device)
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+        return offloading.on_device(moved, self.device, self.offload_device, self.offload != "none")
 
     # ---- stages -----------------------------------------------------------------------------
     def encode(self, hr: torch.Tensor, generator=None) -> torch.Tensor:

@@ -24,13 +24,12 @@ load with ``strict=False``), before any weight is copied.
 """
 import json
 import os
-import zipfile
 from typing import Optional, Tuple
 
 import torch
 
 from ...weights_file import mismatch_report
-from ..folder import ModelFolderError, is_oom, read_json, short, unreadable
+from ..folder import ModelFolderError, is_oom, pt_state, read_json, short, unreadable
 from .unet import STARConfig, STARUNet, key_shapes
 
 CHECKPOINT_EXT = (".pt", ".pth", ".ckpt", ".safetensors")
@@ -46,23 +45,8 @@ class STARModelError(ModelFolderError):
 
 # --------------------------------------------------------------------------- the checkpoint
 def _pt_state(path: str) -> dict:
-    if not zipfile.is_zipfile(path):
-        raise unreadable(path, "is not a PyTorch zip checkpoint (torch.save's format since torch 1.6)", STARModelError)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:
-        if is_oom(e):
-            raise
-        raise unreadable(path, f"cannot be read as a weights-only checkpoint ({type(e).__name__}: "
-                               f"{short(str(e), 200)})", STARModelError) from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                       for k, v in obj.items()):
-        raise STARModelError(f"{path} does not hold a state dict (names -> tensors, optionally under "
-                             f"'state_dict'); it is not a STAR checkpoint: download light_deg.pt or "
-                             f"heavy_deg.pt again.")
-    return obj
+    return pt_state(path, STARModelError, unwrap="state_dict",
+                    what="a STAR checkpoint: download light_deg.pt or heavy_deg.pt again")
 
 
 def _safetensors_header(path: str) -> Tuple[dict, dict]:

@@ -20,7 +20,6 @@ device), ``sequential`` (also the U-Net stage by stage). Progress: one unit per 
 sampler step and per decoded batch, with a preview of the first frame's current x0 (an RGB
 projection of the latent, no VAE) at each step.
 """
-import contextlib
 import dataclasses
 import math
 import threading
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 
 from ... import sampling as S
 from ...ops import colour, windows
+from .. import offload as offloading
 from ..base import ReceiverInputError, RunOptions, check_inputs, report
 from .unet import STARUNet, latent_size_ok
 
@@ -47,7 +47,7 @@ LATENT_RGB = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.17
               (-0.2120, -0.2616, -0.7177))
 MODES = ("fast", "normal")
 COLOUR_FIXES = tuple(colour.FIXES)
-OFFLOADS = ("none", "model", "sequential")
+OFFLOADS = offloading.MODES
 
 
 class STARInputError(ReceiverInputError):
@@ -159,15 +159,11 @@ class STAR:
     def _place(self):
         for h in self._hooks:
             h.remove()
-        self._hooks = []
         home = self.device if self.offload == "none" else self.offload_device
         self.unet.to(home)
         self.vae.to(home)
-        if self.offload == "sequential":
-            dev, off = self.device, self.offload_device
-            for stage in self._stages():
-                self._hooks.append(stage.register_forward_pre_hook(lambda m, a: m.to(dev) and None))
-                self._hooks.append(stage.register_forward_hook(lambda m, a, o: m.to(off) and None))
+        self._hooks = (offloading.stage_hooks(self._stages(), self.device, self.offload_device)
+                       if self.offload == "sequential" else [])
 
     def _stages(self):
         for net in (self.unet, self.unet.VideoControlNet):
@@ -175,26 +171,14 @@ class STAR:
             yield net.middle_block
         yield from self.unet.output_blocks
 
-    @contextlib.contextmanager
     def _on_device(self, model):
-        if self.offload == "none":
-            yield
-            return
         if model is self.unet and self.offload == "sequential":
             cn = self.unet.VideoControlNet     # what the stage hooks do not move
             moved = [self.unet.time_embed, self.unet.out, cn.time_embed, cn.zero_convs, cn.middle_block_out,
                      cn.input_hint_block]
         else:
             moved = [model]
-        for m in moved:
-            m.to(self.device)
-        try:
-            yield
-        finally:
-            for m in moved:
-                m.to(self.offload_device)
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+        return offloading.on_device(moved, self.device, self.offload_device, self.offload != "none")
 
     # ---- stages --------------------------------------------------------------------------------
     def _encode(self, video: torch.Tensor, gen: torch.Generator, progress, done) -> torch.Tensor:

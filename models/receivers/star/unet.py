@@ -33,8 +33,7 @@ text tokens, ``hint`` ``[B, 4, F, h, w]`` or None. Attention runs through
 Pure torch; nothing here imports diffusers, comfy or the authors' code.
 """
 import dataclasses
-import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
