@@ -11,7 +11,8 @@ LR latent of the x4 output's size / 8 as SDEdit source and hint, random [1, 77, 
 (two U-Net evaluations a step) on STAR's "normal" grid with ``--steps`` steps. The VAE is not part of
 it (a few % of STAR's time). ``--authors DIR``: a checkout of NJU-PCALab/STAR (its
 ``video_to_video/modules/unet_v2v.py`` and ``video_to_video/diffusion``), timed with their
-``sample_sr`` (32-frame hard-cut chunks, no tiles) on the same weights; ``--stubs DIR`` goes on
+``sample_sr`` (32-frame hard-cut chunks, no tiles, the input padded onto its canvas: 720 x 1280 for
+smaller outputs) on the same weights; ``--stubs DIR`` goes on
 sys.path first for machines without xformers / torchsde / fairscale (stand-ins; nothing of theirs
 is part of this repository).
 """
@@ -94,6 +95,14 @@ def _their_chunks(length: int, window: int = 32, overlap: int = 16) -> list:
     return out
 
 
+def _their_canvas(h: int, w: int) -> tuple:
+    """The canvas STAR's inference pads an h x w output onto (its pad_to_fit): 720 x 1280 when smaller,
+    else the next size its U-Net passes (height 16 mod 64, width 0 mod 64)."""
+    ch = 720 if h <= 720 else (h + 48) // 64 * 64 + 64 - 48
+    cw = 1280 if w <= 1280 else w // 64 * 64 + 64
+    return ch, cw
+
+
 def _authors(args, unet, cfg, z, pos, neg, dt, dev):
     import inspect
     import torch
@@ -125,7 +134,10 @@ def _authors(args, unet, cfg, z, pos, neg, dt, dev):
     solvers_sdedit.BrownianTreeNoiseSampler = Draws
     diffusion = GaussianDiffusion(sigmas=noise_schedule("logsnr_cosine_interp", n=1000, zero_terminal_snr=True,
                                                         scale_min=2.0, scale_max=4.0))
-    z = z.to(dev, dt)
+    ch, cw = _their_canvas(z.shape[-2] * 8, z.shape[-1] * 8)
+    b, c, f, h, w = z.shape
+    z = torch.nn.functional.pad(z.flatten(1, 2), (0, cw // 8 - w, 0, ch // 8 - h), mode="replicate")
+    z = z.view(b, c, f, ch // 8, cw // 8).to(dev, dt)
     kwargs = [{"y": pos.to(dev, dt)}, {"y": neg.to(dev, dt)}, {"hint": z}]
     f = z.shape[2]
     chunks = _their_chunks(f) if f > 32 else None
@@ -167,6 +179,9 @@ def main():
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--who", default="ours", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.authors and args.steps < 2:
+        raise SystemExit("--steps: the authors' sampler needs at least 2 steps (with one, its DPM++ loop reads "
+                         "an unset variable)")
     if child(args, _one):
         return
     import torch

@@ -108,17 +108,21 @@ class MetaVSRLoadSTAR:
                           "U-Net window in output pixels (0 = the whole frame); windows overlap and cross-fade."}),
             "tile_overlap": ("INT", {"default": 128, "min": 0, "max": 2048, "step": 16, "tooltip":
                              "Overlap of neighbouring tiles in output pixels."}),
+            "vae_tile_size": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 64, "tooltip":
+                              "VAE tile side in output pixels (0 = whole frames); tiles cross-fade. Use ~1024 "
+                              "for 4K outputs or small GPUs."}),
         }}
 
     def load(self, checkpoint, vae, dtype="fp16", offload="model", chunk_frames=32, chunk_overlap=16, tile_size=0,
-             tile_overlap=128):
+             tile_overlap=128, vae_tile_size=0):
         from ..models.receivers import star
         if dtype not in DTYPES:
             raise _check.MetaVSRInputError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}.")
         if offload not in ("none", "model", "sequential"):
             raise _check.MetaVSRInputError(f"offload: {offload!r} is not one of none, model, sequential.")
         for name, v, hi in (("chunk_frames", chunk_frames, 1024), ("chunk_overlap", chunk_overlap, 512),
-                            ("tile_size", tile_size, 8192), ("tile_overlap", tile_overlap, 2048)):
+                            ("tile_size", tile_size, 8192), ("tile_overlap", tile_overlap, 2048),
+                            ("vae_tile_size", vae_tile_size, 8192)):
             _check.number(name, v, 0, hi, integer=True)
         ckpt = find(checkpoint, comfy_folders("star"))
         if ckpt is None or not os.path.isfile(ckpt):
@@ -153,7 +157,7 @@ class MetaVSRLoadSTAR:
         try:
             model = _CACHE.get(ckpt, key, build)
             settings = dict(chunk=int(chunk_frames), chunk_overlap=int(chunk_overlap), tile=int(tile_size),
-                            tile_overlap=int(tile_overlap))
+                            tile_overlap=int(tile_overlap), vae_tile=int(vae_tile_size))
             return (Configured(model.configured(**settings), RunOptions()),)
         except star.STARInputError as e:
             raise _check.MetaVSRInputError(str(e)) from None

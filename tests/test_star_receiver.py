@@ -155,6 +155,12 @@ def test_windows_cover_the_clip_and_offload_changes_nothing(receiver):
     assert torch.equal(one_window, whole)
     windowed = receiver.configured(chunk=2, chunk_overlap=1, tile=64, tile_overlap=32).upscale(lr)
     assert windowed.shape == whole.shape and torch.isfinite(windowed).all()
+    assert torch.equal(receiver.configured(vae_tile=512).upscale(lr), whole)      # one VAE tile: no change
+    wide = _lr(t=2, h=8, w=48)
+    tiled = receiver.configured(vae_tile=128, vae_tile_overlap=64)
+    assert len(tiled._vae_tiles(32, 192, 1)[0]) > 1 and len(tiled._vae_tiles(4, 24, 8)[0]) > 1
+    out = tiled.upscale(wide)
+    assert out.shape == (2, 32, 192, 3) and torch.isfinite(out).all()
     for mode in ("model", "sequential"):
         other = star.STAR(receiver.unet, receiver.vae, receiver.positive, receiver.negative, dtype=torch.float32,
                           offload=mode, settings=receiver.settings)
@@ -176,7 +182,8 @@ def test_progress_counts_and_previews(receiver):
 def test_settings_are_checked():
     for kw, msg in ((dict(mode="slow"), "mode"), (dict(colour_fix="x"), "colour_fix"), (dict(steps=0), "steps"),
                     (dict(chunk=8, chunk_overlap=8), "chunk_overlap"), (dict(tile=32), "tile"),
-                    (dict(rescale=2.0), "rescale"), (dict(noise_level=1), "noise_level")):
+                    (dict(rescale=2.0), "rescale"), (dict(noise_level=1), "noise_level"),
+                    (dict(vae_tile=64), "vae_tile")):
         with pytest.raises(star.STARInputError, match=f"^{msg}"):
             star.STARSettings(**kw)
 

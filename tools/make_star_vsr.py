@@ -29,7 +29,7 @@ def build():
                   title="prompt + STAR's quality suffix")
     neg = wf.node("CLIPTextEncode", text=star.NEGATIVE, clip=clip[0], title="STAR's negative prompt")
     model = wf.node("MetaVSRLoadSTAR", checkpoint="light_deg.pt", vae="stable-video-diffusion-vae", dtype="fp16",
-                    offload="model", chunk_frames=32, chunk_overlap=16, tile_size=0, tile_overlap=128,
+                    offload="model", chunk_frames=32, chunk_overlap=16, tile_size=0, tile_overlap=128, vae_tile_size=0,
                     title="STAR (I2VGen-XL, light degradations)")
     prompt = wf.node("MetaVSRSTARPrompt", sr_model=model[0], mode="fast", steps=15, cfg=7.5, rescale=0.2,
                      noise_level=900, colour_fix="adain", seed=666, truncate_77=True, canvas=False,

@@ -87,6 +87,14 @@ def weight(box, full, overlaps) -> torch.Tensor:
     return wt[:, None, None] * wh[None, :, None] * ww[None, None, :]
 
 
+def scaled(boxes: Sequence[tuple], overlaps, s_hw: int, s_t: int = 1):
+    """A plan's boxes and overlaps on a grid ``s_hw`` times larger in space (``s_t`` in time): what each
+    window's result covers when a window of the input becomes ``s`` times larger (a decoder, an
+    upscaler). Divide a scaled box by ``s`` to get the input window back."""
+    big = [(t0 * s_t, t1 * s_t, h0 * s_hw, h1 * s_hw, w0 * s_hw, w1 * s_hw) for t0, t1, h0, h1, w0, w1 in boxes]
+    return big, (overlaps[0] * s_t, overlaps[1] * s_hw, overlaps[2] * s_hw)
+
+
 def blend(fn: Callable, boxes: Sequence[tuple], full: Tuple[int, int, int], overlaps, out: torch.Tensor,
           dims: Tuple[int, int, int], progress: Callable = None) -> torch.Tensor:
     """Run ``fn(box)`` on every box and cross-fade the results into ``out`` in place.

@@ -69,6 +69,8 @@ class STARSettings:
     tile_overlap: int = 128
     encode_frames: int = 1
     decode_frames: int = 3
+    vae_tile: int = 0               # output pixels per VAE tile side (0: whole frames)
+    vae_tile_overlap: int = 64
     canvas: bool = False            # STAR's white 720 x 1280 canvas
 
     def __post_init__(self):
@@ -93,6 +95,8 @@ class STARSettings:
                 bad(lap, f"must be smaller than {size} ({getattr(self, size)})")
         if self.tile and self.tile < 64:
             bad("tile", "must be 0 (whole frame) or at least 64 output pixels")
+        if self.vae_tile and (self.vae_tile < 128 or self.vae_tile_overlap >= self.vae_tile or self.vae_tile_overlap < 0):
+            bad("vae_tile", "must be 0 (whole frames) or at least 128 output pixels, more than vae_tile_overlap")
         if self.encode_frames < 1 or self.decode_frames < 1:
             bad("decode_frames", "and encode_frames must be at least 1")
 
@@ -181,27 +185,58 @@ class STAR:
         return offloading.on_device(moved, self.device, self.offload_device, self.offload != "none")
 
     # ---- stages --------------------------------------------------------------------------------
+    def _vae_tiles(self, h: int, w: int, factor: int):
+        """Tiles over an ``h x w`` grid for the VAE, given in that grid's units (``factor`` = output
+        pixels per unit), and the same scaled to output pixels; one tile when tiling is off."""
+        s = self.settings
+        tile = s.vae_tile // factor if s.vae_tile else 0
+        lap = min(s.vae_tile_overlap // factor, max(tile - 1, 0))
+        return windows.plan(1, h, w, 0, 0, tile, tile, lap, unit_hw=1 if factor == 8 else 8)
+
     def _encode(self, video: torch.Tensor, gen: torch.Generator, progress, done) -> torch.Tensor:
-        """[T,3,H,W] -1..1 (CPU float32) -> [1,4,T,H/8,W/8] scaled latent (float32)."""
+        """[T,3,H,W] -1..1 (CPU float32) -> [1,4,T,H/8,W/8] scaled latent (float32). Tiles (if any) blend
+        the posterior's mean and std; the sample is drawn once from the blended posterior."""
         sf = self.vae.config.scaling_factor
+        n_all, _, H, W = video.shape
+        boxes, overlaps = self._vae_tiles(H, W, 1)
+        small = [(t0, t1, h0 // 8, h1 // 8, w0 // 8, w1 // 8) for t0, t1, h0, h1, w0, w1 in boxes]
         out = []
         step = self.settings.encode_frames
-        for i in range(0, video.shape[0], step):
-            dist = self.vae.encode(video[i:i + step].to(self.device, self.dtype)).latent_dist
-            noise = torch.randn(dist.mean.shape, generator=gen, dtype=torch.float32).to(dist.mean.device)
-            out.append(((dist.mean.float() + dist.std.float() * noise) * sf))
-            report(progress, done[0] + min(i + step, video.shape[0]), done[1])
+        for i in range(0, n_all, step):
+            part = video[i:i + step].to(self.device, self.dtype)
+            stats = torch.zeros(part.shape[0], 8, 1, H // 8, W // 8, device=self.device, dtype=torch.float32)
+
+            def enc(box):
+                _, _, h0, h1, w0, w1 = box
+                d = self.vae.encode(part[..., h0 * 8:h1 * 8, w0 * 8:w1 * 8]).latent_dist
+                return torch.cat([d.mean.float(), d.std.float()], dim=1)[:, :, None]
+            windows.blend(enc, small, (1, H // 8, W // 8), tuple(o // 8 for o in overlaps), stats, (2, 3, 4))
+            mean, std = stats[:, :4, 0], stats[:, 4:, 0]
+            noise = torch.randn(mean.shape, generator=gen, dtype=torch.float32).to(mean.device)
+            out.append((mean + std * noise) * sf)
+            report(progress, done[0] + min(i + step, n_all), done[1])
         return torch.cat(out).permute(1, 0, 2, 3)[None]
 
     def _decode(self, z: torch.Tensor, progress, done) -> torch.Tensor:
-        """[1,4,T,h,w] -> [T,3,8h,8w] 0..1 float32 on the CPU."""
+        """[1,4,T,h,w] -> [T,3,8h,8w] 0..1 float32 on the CPU (``decode_frames`` frames at a time, as
+        STAR; in cross-faded spatial tiles with ``vae_tile``)."""
         sf = self.vae.config.scaling_factor
         frames = z[0].permute(1, 0, 2, 3)
+        _, _, h, w = frames.shape
+        boxes, overlaps = self._vae_tiles(h, w, 8)
+        big, laps = windows.scaled(boxes, overlaps, 8)
         out = []
         step = self.settings.decode_frames
         for i in range(0, frames.shape[0], step):
             part = frames[i:i + step].to(self.device, self.dtype) / sf
-            out.append(((self.vae.decode(part, num_frames=part.shape[0]).sample.float() + 1) / 2).clamp(0, 1).cpu())
+            video = torch.zeros(part.shape[0], 3, 1, 8 * h, 8 * w, device=self.device, dtype=torch.float32)
+
+            def dec(box):
+                _, _, H0, H1, W0, W1 = box
+                sub = part[..., H0 // 8:H1 // 8, W0 // 8:W1 // 8]
+                return self.vae.decode(sub, num_frames=sub.shape[0]).sample.float()[:, :, None]
+            windows.blend(dec, big, (1, 8 * h, 8 * w), laps, video, (2, 3, 4))
+            out.append(((video[:, :, 0] + 1) / 2).clamp(0, 1).cpu())
             report(progress, done[0] + i // step + 1, done[1], out[-1][-1].permute(1, 2, 0))
         return torch.cat(out)
 

@@ -113,18 +113,17 @@ class StreamDiffVSR(Streaming):
             return self._region(lr, noise.to(dev), hint)
         lap = max(options.tile_overlap // s, 1)
         boxes, overlaps = windows.plan(1, h, w, 0, 0, tile, tile, lap, unit_hw=4)
+        boxes_hr, overlaps_hr = windows.scaled(boxes, overlaps, s)
         out = torch.zeros(1, 3, h * s, w * s, device=dev, dtype=torch.float32)
-        boxes_hr = [(0, 1, h0 * s, h1 * s, w0 * s, w1 * s) for (_, _, h0, h1, w0, w1) in boxes]
-        lookup = dict(zip(boxes_hr, boxes))
 
         def run(box_hr):
             _, _, H0, H1, W0, W1 = box_hr
-            _, _, h0, h1, w0, w1 = lookup[box_hr]
+            h0, h1, w0, w1 = H0 // s, H1 // s, W0 // s, W1 // s
             sub_hint = None if hint is None else hint[..., H0:H1, W0:W1]
             return self._region(lr[..., h0:h1, w0:w1], noise[..., h0:h1, w0:w1].to(dev), sub_hint).float()[:, :, None]
 
         out5 = out[:, :, None]  # [1,3,1,H,W]: blend's frame axis
-        windows.blend(run, boxes_hr, (1, h * s, w * s), tuple(o * s for o in overlaps), out5, (2, 3, 4))
+        windows.blend(run, boxes_hr, (1, h * s, w * s), overlaps_hr, out5, (2, 3, 4))
         return out.to(dt)
 
     def _region(self, lr: torch.Tensor, noise: torch.Tensor, hint: Optional[torch.Tensor]) -> torch.Tensor:
