@@ -27,11 +27,14 @@ def rgb(x: np.ndarray) -> np.ndarray:
     return x[..., :3].astype(np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
 
 
-def cases(names, crops: int, size: int, density: float, seed: int = 0):
+def cases(names, crops: int, size: int, density: float, seed: int = 0, thresholds=None):
     """{kind: [(lr [1,h,w,3], edges [1,H,W], detail)]} over ``crops`` random crops of each image."""
     import skimage.data
     from metavsr.models.codec.resize import downscale
-    from metavsr.models.metadata.canny import canny_for_density
+    from metavsr.models.metadata.canny import canny_edges, canny_for_density
+
+    def edges(frames):
+        return canny_edges(frames, *thresholds) if thresholds else canny_for_density(frames, density)[0]
     rng = np.random.default_rng(seed)
     out = {"true": [], "shift": [], "random": [], "other": []}
     for name in names:
@@ -41,7 +44,7 @@ def cases(names, crops: int, size: int, density: float, seed: int = 0):
             y, x = int(rng.integers(16, h - size - 16)), int(rng.integers(16, w - size - 16))
             hr = img[y:y + size, x:x + size][None]
             lr = downscale(hr, 4, "bicubic")
-            e = canny_for_density(hr, density)[0]
+            e = edges(hr)
             out["true"].append((lr, e, name))
             d = int(rng.choice([2, 3, 4, 6]))
             ux, uy = DIRECTIONS[int(rng.integers(len(DIRECTIONS)))]
@@ -49,7 +52,7 @@ def cases(names, crops: int, size: int, density: float, seed: int = 0):
             out["random"].append((lr, (rng.random(e.shape) < e.mean()).astype(np.uint8), name))
             oy, ox = (rng.integers(6, 16, size=2) * rng.choice([-1, 1], 2)).tolist()
             yy, xx = int(np.clip(y + oy, 0, h - size)), int(np.clip(x + ox, 0, w - size))
-            out["other"].append((lr, canny_for_density(img[yy:yy + size, xx:xx + size][None], density)[0], name))
+            out["other"].append((lr, edges(img[yy:yy + size, xx:xx + size][None]), name))
     return out
 
 
@@ -57,17 +60,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--crops", type=int, default=40)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--density", type=float, default=0.04)
+    ap.add_argument("--density", type=float, default=0.04, help="Canny at this edge density per crop")
+    ap.add_argument("--thresholds", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                    help="fixed Canny thresholds instead (MetaSR's setting, e.g. 100 200)")
     a = ap.parse_args()
     from _pack import load_pack
     load_pack()
     from metavsr.models.orchestrator import gate
-    print(f"gate: level >= {gate.MIN_LEVEL}, peak >= {gate.MIN_PEAK}; {a.crops} crops of {a.size} px per image, "
-          f"edge density {a.density}")
+    what = f"Canny {a.thresholds[0]:g}/{a.thresholds[1]:g}" if a.thresholds else f"edge density {a.density}"
+    print(f"gate: level >= {gate.MIN_LEVEL}, peak >= {gate.MIN_PEAK}; {a.crops} crops of {a.size} px per image, {what}")
     print(f"{'set':>9} | {'true accepted':>13} | {'shift rejected':>14} | {'random rejected':>15} | {'other rejected':>14}"
           f" | shift rejected by px")
     for label, names in (("tuning", TUNING), ("held-out", HELD_OUT)):
-        c = cases(names, a.crops, a.size, a.density)
+        c = cases(names, a.crops, a.size, a.density, thresholds=a.thresholds)
         acc = {k: np.array([gate.check_edges(lr, e).accepted[0] for lr, e, _ in v]) for k, v in c.items()}
         by = {d: 1 - acc["shift"][[i for i, (_, _, dd) in enumerate(c["shift"]) if dd == d]].mean()
               for d in (2, 3, 4, 6)}
