@@ -111,27 +111,35 @@ class MetaVSRLoadVideoFrames:
         limit = _check.MAX_OUTPUT_BYTES // (h * w * 3 * 4)
         last = None if not count else start + (count - 1) * step + 1
         progress = _comfy.Progress(want)
-        frames = []
+        # frames go straight into the batch (no list + stack: that would hold the clip twice); a length
+        # the container under-reported grows it
+        batch = torch.empty((want if (count or total) else 0, h, w, 3), dtype=torch.float32)
+        extra, n = [], 0
         try:
             for i, frame in enumerate(video_file.read_frames(path, start, None if last is None else last - start)):
                 if i % step:
                     continue
-                if len(frames) >= limit:
-                    _check.output_size("frame_count", (len(frames) + 1, h, w, 3), fix, what="frame batch")
-                frames.append(frame)
+                if n >= limit:
+                    _check.output_size("frame_count", (n + 1, h, w, 3), fix, what="frame batch")
+                if n < batch.shape[0]:
+                    batch[n] = frame
+                else:
+                    extra.append(frame)
+                n += 1
                 progress.update()
-                if count and len(frames) >= count:
+                if count and n >= count:
                     break
         except video_file.VideoFileError as e:
             raise _check.MetaVSRInputError(f"video: {e}.") from None
-        if not frames:
+        frames = batch[:n] if not extra else torch.cat([batch[:min(n, batch.shape[0])], torch.stack(extra)])
+        if not n:
             n = f"{total} frames" if total else "fewer frames"
             raise _check.MetaVSRInputError(f"start_frame: {start} is past the end of {video!r} ({n}); lower it.")
         fps = info["fps_float"] / step
         text = (f"{os.path.basename(path)}: {w}x{h}, {info['fps_float']:.3f} fps, {total if total else '?'} frames, "
-                f"{info['video_codec']}{', audio' if info['has_audio'] else ''}; returned {len(frames)} frames from "
+                f"{info['video_codec']}{', audio' if info['has_audio'] else ''}; returned {n} frames from "
                 f"{start}, every {step}" + (" (rate guessed)" if info["fps_guessed"] else ""))
-        return (torch.stack(frames), fps, len(frames), text)
+        return (frames, fps, n, text)
 
 
 NODE_CLASS_MAPPINGS = {"MetaVSRLoadVideoFrames": MetaVSRLoadVideoFrames}

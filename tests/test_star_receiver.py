@@ -198,6 +198,15 @@ def test_latent_padding_rule():
     assert latent_rgb(torch.zeros(4, 2, 3)).shape == (2, 3, 3)
 
 
+def test_canvas_input_is_centred_on_white(receiver):
+    lr = _lr(t=1, h=10, w=14)
+    up, (left, top) = receiver.configured(canvas=True)._input(lr)
+    assert up.shape == (1, 3, 720, 1280) and (left, top) == ((1280 - 56) // 2, (720 - 40) // 2)
+    assert float(up[0, :, 0, 0].min()) == 1.0 and float(up[0, :, top + 20, left + 28].max()) < 1.0
+    plain, off = receiver._input(lr)
+    assert plain.shape == (1, 3, 40, 56) and off == (0, 0)
+
+
 # --------------------------------------------------------------------------- colour fixes
 def test_adain_takes_the_lr_statistics():
     g = torch.Generator().manual_seed(0)

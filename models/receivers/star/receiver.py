@@ -193,17 +193,32 @@ class STAR:
         lap = min(s.vae_tile_overlap // factor, max(tile - 1, 0))
         return windows.plan(1, h, w, 0, 0, tile, tile, lap, unit_hw=1 if factor == 8 else 8)
 
-    def _encode(self, video: torch.Tensor, gen: torch.Generator, progress, done) -> torch.Tensor:
-        """[T,3,H,W] -1..1 (CPU float32) -> [1,4,T,H/8,W/8] scaled latent (float32). Tiles (if any) blend
-        the posterior's mean and std; the sample is drawn once from the blended posterior."""
+    def _canvas(self, h: int, w: int) -> Tuple[int, int]:
+        """The padded size of a ``h x w`` output: STAR's 720 x 1280 canvas, or the next multiple of 8."""
+        return (720, 1280) if self.settings.canvas else (-(-h // 8) * 8, -(-w // 8) * 8)
+
+    def _input(self, frames: torch.Tensor) -> Tuple[torch.Tensor, tuple]:
+        """LR [n,h,w,3] 0..1 -> the VAE's input [n,3,H',W'] -1..1 (bilinear x4 as STAR, padded) and
+        the (left, top) offset of the frame in it."""
+        n, h, w, _ = frames.shape
+        up = F.interpolate(frames.permute(0, 3, 1, 2), size=(h * SCALE, w * SCALE), mode="bilinear",
+                           align_corners=False) * 2 - 1
+        ch, cw = self._canvas(h * SCALE, w * SCALE)
+        return pad_to(up, ch, cw, centre=self.settings.canvas, value=1.0 if self.settings.canvas else None)
+
+    def _encode(self, frames: torch.Tensor, gen: torch.Generator, progress, done) -> torch.Tensor:
+        """LR [T,h,w,3] 0..1 -> [1,4,T,H'/8,W'/8] scaled latent (float32), upsampled and encoded
+        ``encode_frames`` at a time (the x4 video is never held whole). Tiles (if any) blend the
+        posterior's mean and std; the sample is drawn once from the blended posterior."""
         sf = self.vae.config.scaling_factor
-        n_all, _, H, W = video.shape
+        n_all, h, w, _ = frames.shape
+        H, W = self._canvas(h * SCALE, w * SCALE)
         boxes, overlaps = self._vae_tiles(H, W, 1)
         small = [(t0, t1, h0 // 8, h1 // 8, w0 // 8, w1 // 8) for t0, t1, h0, h1, w0, w1 in boxes]
         out = []
         step = self.settings.encode_frames
         for i in range(0, n_all, step):
-            part = video[i:i + step].to(self.device, self.dtype)
+            part = self._input(frames[i:i + step])[0].to(self.device, self.dtype)
             stats = torch.zeros(part.shape[0], 8, 1, H // 8, W // 8, device=self.device, dtype=torch.float32)
 
             def enc(box):
@@ -217,15 +232,22 @@ class STAR:
             report(progress, done[0] + min(i + step, n_all), done[1])
         return torch.cat(out).permute(1, 0, 2, 3)[None]
 
-    def _decode(self, z: torch.Tensor, progress, done) -> torch.Tensor:
-        """[1,4,T,h,w] -> [T,3,8h,8w] 0..1 float32 on the CPU (``decode_frames`` frames at a time, as
-        STAR; in cross-faded spatial tiles with ``vae_tile``)."""
+    def _decode(self, z: torch.Tensor, lr: torch.Tensor, progress, done) -> torch.Tensor:
+        """[1,4,T,h,w] -> [T,4h_lr,4w_lr,3] 0..1 float32 on the CPU: decoded ``decode_frames`` frames at a
+        time (as STAR; in cross-faded spatial tiles with ``vae_tile``), each batch cropped out of its
+        padding and colour-fixed against its LR frames ``lr`` [T,h_lr,w_lr,3] (both fixes work frame by
+        frame) straight into the output."""
         sf = self.vae.config.scaling_factor
         frames = z[0].permute(1, 0, 2, 3)
         _, _, h, w = frames.shape
         boxes, overlaps = self._vae_tiles(h, w, 8)
         big, laps = windows.scaled(boxes, overlaps, 8)
-        out = []
+        t, lh, lw, _ = lr.shape
+        H, W = lh * SCALE, lw * SCALE
+        ch, cw = self._canvas(H, W)
+        top, left = ((ch - H) // 2, (cw - W) // 2) if self.settings.canvas else (0, 0)
+        fix = colour.FIXES[self.settings.colour_fix]
+        result = torch.empty(t, H, W, 3, dtype=torch.float32)
         step = self.settings.decode_frames
         for i in range(0, frames.shape[0], step):
             part = frames[i:i + step].to(self.device, self.dtype) / sf
@@ -236,9 +258,10 @@ class STAR:
                 sub = part[..., H0 // 8:H1 // 8, W0 // 8:W1 // 8]
                 return self.vae.decode(sub, num_frames=sub.shape[0]).sample.float()[:, :, None]
             windows.blend(dec, big, (1, 8 * h, 8 * w), laps, video, (2, 3, 4))
-            out.append(((video[:, :, 0] + 1) / 2).clamp(0, 1).cpu())
-            report(progress, done[0] + i // step + 1, done[1], out[-1][-1].permute(1, 2, 0))
-        return torch.cat(out)
+            rgb = ((video[:, :, 0, top:top + H, left:left + W] + 1) / 2).clamp(0, 1).cpu()
+            result[i:i + step] = fix(rgb, lr[i:i + step].permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+            report(progress, done[0] + i // step + 1, done[1], result[min(i + step, t) - 1])
+        return result
 
     def _model(self, hint: torch.Tensor):
         """v(x, t) of the guided U-Net on a latent window ``x`` [1,4,f,h,w] at frames/rows/columns
@@ -320,22 +343,13 @@ class STAR:
         n_dec = -(-t // s.decode_frames)
         total = n_enc + self.steps_for() + n_dec
         with self._lock:
-            up = F.interpolate(frames.permute(0, 3, 1, 2), size=(H, W), mode="bilinear", align_corners=False) * 2 - 1
-            if s.canvas:
-                up, (left, top) = pad_to(up, 720, 1280, centre=True, value=1.0)
-            else:
-                up, (left, top) = pad_to(up, -(-H // 8) * 8, -(-W // 8) * 8, centre=False)
             with self._on_device(self.vae):
-                z = self._encode(up, gen, progress, (0, total))
-            del up
+                z = self._encode(frames, gen, progress, (0, total))
             with self._on_device(self.unet):
                 z0 = self.sample(z, gen, progress, (n_enc, total))
             del z
             with self._on_device(self.vae):
-                video = self._decode(z0, progress, (n_enc + self.steps_for(), total))
-        video = video[:, :, top:top + H, left:left + W]
-        fixed = colour.FIXES[s.colour_fix](video, frames.permute(0, 3, 1, 2))
-        return fixed.permute(0, 2, 3, 1).contiguous()
+                return self._decode(z0, frames, progress, (n_enc + self.steps_for(), total))
 
     def describe(self) -> str:
         s, n = self.settings, self.steps_for()
