@@ -3,6 +3,8 @@
     python run.py --out out                 # the six scikit-image sample images (10-15 minutes on 2 CPU cores)
     python run.py --quick --out out         # two 256x256 crops, fewer operating points (about 2 minutes)
     python run.py --input photo.png --out out
+    python run.py --experiment orchestrate --out out_orch   # per-segment metadata choice vs fixed choices
+
 
 For the NN, LN and HN channels it sweeps JPEG quality and edge rate, super-resolves every received
 base layer with the embedded receiver with and without the JBIG2-coded Canny edges, counts the
@@ -31,6 +33,11 @@ def main(argv=None):
     ap.add_argument("--no-lpips", action="store_true", help="skip LPIPS (faster)")
     ap.add_argument("--weights", help="receiver weights (default: the embedded model shipped in models/receivers/tiny/weights)")
     ap.add_argument("--seed", type=int, default=0, help="channel noise seed")
+    ap.add_argument("--experiment", choices=["metasr", "orchestrate"], default="metasr",
+                    help="metasr: edges vs pixel-only at matched rate (default); orchestrate: the orchestrated "
+                         "sender (per-segment quality x metadata, J = D + lambda R) against every fixed choice "
+                         "on a mixed set, and the predictive gain table")
+    ap.add_argument("--workers", type=int, default=1, help="orchestrate: base-layer qualities run in this many threads")
     args = ap.parse_args(argv)
 
     if args.max_side < 0:
@@ -46,6 +53,8 @@ def main(argv=None):
         atomic.check_writable(args.out)
     except ValueError as e:
         ap.error(f"--out: {e}")
+    if args.experiment == "orchestrate":
+        return orchestrate(args, ap)
     if args.input:
         images = {}
         try:
@@ -99,6 +108,62 @@ def main(argv=None):
     print(f"  side by side ({sb['image']}, {sb['regime']}): pixel-only {sb['pixel_only_psnr']:.2f} dB at "
           f"{sb['pixel_only_bits']} bits vs with edges {sb['with_edges_psnr']:.2f} dB at {sb['with_edges_bits']} bits")
     print(f"wrote {os.path.join(args.out, 'report.json')}, {rd_path}, {sbs_path} in {time.time() - t0:.0f} s")
+    return report
+
+
+def orchestrate(args, ap):
+    """``--experiment orchestrate``: report.json, rd.png and gain_table.json in --out; candidate runs
+    are cached in --out/orchestrate_cache.json, so a second run (or one after an interruption)
+    resumes instead of starting again."""
+    from concurrent.futures import ThreadPoolExecutor
+    from metavsr.models import atomic
+    from metavsr.models.orchestrator import mixed_set, operational, predictive, study
+    from metavsr.models.orchestrator.candidates import DEFAULT_OPTIONS, Option
+    from metavsr.models.receivers.tiny.receiver import load_embedded
+
+    if args.input:
+        ap.error("--input: the orchestrate experiment runs on its own mixed set")
+    if args.workers < 1:
+        ap.error(f"--workers must be at least 1, got {args.workers}")
+    try:
+        model = load_embedded(args.weights)
+    except (OSError, ValueError) as e:
+        ap.error(f"--weights: {e}")
+    segments, categories = mixed_set.mixed_set(128 if args.quick else 192, 3 if args.quick else 4, quick=args.quick)
+    qualities = args.qualities or ((15, 40, 80) if args.quick else (10, 20, 30, 45, 60, 80))
+    if any(not 1 <= q <= 100 for q in qualities):
+        ap.error(f"--qualities: JPEG qualities are 1..100, got {list(qualities)}")
+    options = (Option(), Option("edges", 0.02, True, 2), Option("edges", 0.08, True, 1)) if args.quick else DEFAULT_OPTIONS
+    metrics = ("psnr", "ssim")
+    print(f"MetaVSR orchestrate: {len(segments)} segments ({', '.join(sorted(set(categories.values())))}), "
+          f"regimes {' '.join(args.regimes)}, JPEG q {list(qualities)}, options {[o.label for o in options]}, "
+          f"receiver '{model.name}'", flush=True)
+    t0, last = time.time(), [0.0]
+
+    def progress(done, total, msg):
+        now = time.time()
+        if now - last[0] >= 2.0 or done == total:
+            last[0] = now
+            print(f"[{done:5d}/{total}] {100 * done / total:5.1f} %  {now - t0:6.0f} s  {msg}", flush=True)
+
+    cache = operational.Cache(os.path.join(args.out, "orchestrate_cache.json"))
+    pool = ThreadPoolExecutor(args.workers) if args.workers > 1 else None
+    try:
+        report = study.run_orchestrate(segments, categories, model, regimes=args.regimes, qualities=qualities,
+                                       options=options, metrics=metrics, seed=args.seed, cache=cache,
+                                       executor=pool, progress=progress)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    rd_path = os.path.join(args.out, "rd.png")
+    study.plot(report, rd_path)
+    predictive.save(report["gain_table"], os.path.join(args.out, "gain_table.json"))
+    report["summary"] = study.summary_lines(report)
+    atomic.write_json(os.path.join(args.out, "report.json"), report, indent=1)
+    print("\nSummary:")
+    for line in report["summary"]:
+        print("  " + line)
+    print(f"wrote {os.path.join(args.out, 'report.json')}, {rd_path}, gain_table.json in {time.time() - t0:.0f} s")
     return report
 
 

@@ -6,7 +6,9 @@ corrupted ones, on crops of scikit-image's images.
 Per crop: HR -> x4 antialiased bicubic LR; the sender's Canny edges at the given density (true); the
 same map moved by 2, 3, 4 or 6 px in one of 8 directions (shift); random pixels at the same density
 (random); the edges of a crop 6-15 px away, as a moving camera's other frame would give (other).
-Two image sets: the one the thresholds were set on and held-out images. Prints acceptance rates.
+Image sets: photo crops the level test was set on and held-out ones; rendered text pages and flat
+cartoons (models/orchestrator/mixed_set.py, every third a cartoon; the other frame is another
+render) the z test was set on (seed 5) and held-out ones (seed 11). Prints acceptance rates.
 """
 import argparse
 import os
@@ -28,7 +30,7 @@ def rgb(x: np.ndarray) -> np.ndarray:
 
 
 def cases(names, crops: int, size: int, density: float, seed: int = 0, thresholds=None):
-    """{kind: [(lr [1,h,w,3], edges [1,H,W], detail)]} over ``crops`` random crops of each image."""
+    """{kind: [(lr [1,h,w,3], edges [1,H,W], detail, hr [1,H,W,3])]} over ``crops`` random crops of each image."""
     import skimage.data
     from metavsr.models.codec.resize import downscale
     from metavsr.models.metadata.canny import canny_edges, canny_for_density
@@ -45,14 +47,39 @@ def cases(names, crops: int, size: int, density: float, seed: int = 0, threshold
             hr = img[y:y + size, x:x + size][None]
             lr = downscale(hr, 4, "bicubic")
             e = edges(hr)
-            out["true"].append((lr, e, name))
+            out["true"].append((lr, e, name, hr))
             d = int(rng.choice([2, 3, 4, 6]))
             ux, uy = DIRECTIONS[int(rng.integers(len(DIRECTIONS)))]
-            out["shift"].append((lr, np.roll(e, (uy * d, ux * d), axis=(1, 2)), d))
-            out["random"].append((lr, (rng.random(e.shape) < e.mean()).astype(np.uint8), name))
+            out["shift"].append((lr, np.roll(e, (uy * d, ux * d), axis=(1, 2)), d, hr))
+            out["random"].append((lr, (rng.random(e.shape) < e.mean()).astype(np.uint8), name, hr))
             oy, ox = (rng.integers(6, 16, size=2) * rng.choice([-1, 1], 2)).tolist()
             yy, xx = int(np.clip(y + oy, 0, h - size)), int(np.clip(x + ox, 0, w - size))
-            out["other"].append((lr, edges(img[yy:yy + size, xx:xx + size][None]), name))
+            out["other"].append((lr, edges(img[yy:yy + size, xx:xx + size][None]), name, hr))
+    return out
+
+
+def render_cases(n: int, size: int, density: float, seed: int):
+    """Like :func:`cases` on ``n`` rendered pages (random font, size 9-19 px, ink and paper) and
+    cartoons; "other" is the map of another render."""
+    from metavsr.models.codec.resize import downscale
+    from metavsr.models.metadata.canny import canny_for_density
+    from metavsr.models.orchestrator import mixed_set as ms
+    rng = np.random.default_rng(seed)
+    fonts = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSans-Bold.ttf")
+    imgs = [ms.cartoon(size, 100 + i) if i % 3 == 2 else
+            ms.text_page(size, fonts[i % 3], int(rng.integers(9, 20)), tuple(int(v) for v in rng.integers(0, 80, 3)),
+                         tuple(int(v) for v in rng.integers(170, 256, 3)), i) for i in range(n)]
+    out = {"true": [], "shift": [], "random": [], "other": []}
+    for i, img in enumerate(imgs):
+        hr = img[None]
+        lr = downscale(hr, 4, "bicubic")
+        e = canny_for_density(hr, density)[0]
+        out["true"].append((lr, e, i, hr))
+        d = int(rng.choice([2, 3, 4, 6]))
+        ux, uy = DIRECTIONS[int(rng.integers(len(DIRECTIONS)))]
+        out["shift"].append((lr, np.roll(e, (uy * d, ux * d), axis=(1, 2)), d, hr))
+        out["random"].append((lr, (rng.random(e.shape) < e.mean()).astype(np.uint8), i, hr))
+        out["other"].append((lr, canny_for_density(imgs[(i + 3) % n][None], density)[0], i, hr))
     return out
 
 
@@ -63,22 +90,72 @@ def main():
     ap.add_argument("--density", type=float, default=0.04, help="Canny at this edge density per crop")
     ap.add_argument("--thresholds", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                     help="fixed Canny thresholds instead (MetaSR's setting, e.g. 100 200)")
+    ap.add_argument("--damage", action="store_true", help="also run the shipped receiver: what corrupted maps "
+                    "cost with the gate on and off")
     a = ap.parse_args()
     from _pack import load_pack
     load_pack()
     from metavsr.models.orchestrator import gate
     what = f"Canny {a.thresholds[0]:g}/{a.thresholds[1]:g}" if a.thresholds else f"edge density {a.density}"
-    print(f"gate: level >= {gate.MIN_LEVEL}, peak >= {gate.MIN_PEAK}; {a.crops} crops of {a.size} px per image, {what}")
-    print(f"{'set':>9} | {'true accepted':>13} | {'shift rejected':>14} | {'random rejected':>15} | {'other rejected':>14}"
+    print(f"gate: (level >= {gate.MIN_LEVEL} and peak >= {gate.MIN_PEAK}) or (z >= {gate.MIN_Z} and peak >= "
+          f"{gate.MIN_Z_PEAK}); {a.crops} crops of {a.size} px per image, {what}")
+    print(f"{'set':>16} | {'true accepted':>13} | {'shift rejected':>14} | {'random rejected':>15} | {'other rejected':>14}"
           f" | shift rejected by px")
-    for label, names in (("tuning", TUNING), ("held-out", HELD_OUT)):
-        c = cases(names, a.crops, a.size, a.density, thresholds=a.thresholds)
-        acc = {k: np.array([gate.check_edges(lr, e).accepted[0] for lr, e, _ in v]) for k, v in c.items()}
-        by = {d: 1 - acc["shift"][[i for i, (_, _, dd) in enumerate(c["shift"]) if dd == d]].mean()
+    sets = (("tuning", lambda: cases(TUNING, a.crops, a.size, a.density, thresholds=a.thresholds)),
+            ("held-out", lambda: cases(HELD_OUT, a.crops, a.size, a.density, thresholds=a.thresholds)),
+            ("renders", lambda: render_cases(45, a.size, a.density, 5)),
+            ("renders held-out", lambda: render_cases(60, a.size, a.density, 11)))
+    damage = []
+    for label, make in sets:
+        c = make()
+        acc = {k: np.array([gate.check_edges(lr, e).accepted[0] for lr, e, *_ in v]) for k, v in c.items()}
+        by = {d: 1 - acc["shift"][[i for i, (_, _, dd, _) in enumerate(c["shift"]) if dd == d]].mean()
               for d in (2, 3, 4, 6)}
-        print(f"{label:>9} | {acc['true'].mean():13.3f} | {1 - acc['shift'].mean():14.3f} | "
+        print(f"{label:>16} | {acc['true'].mean():13.3f} | {1 - acc['shift'].mean():14.3f} | "
               f"{1 - acc['random'].mean():15.3f} | {1 - acc['other'].mean():14.3f} | "
-              + "  ".join(f"{d}: {v:.2f}" for d, v in by.items()))
+              + "  ".join(f"{d}: {v:.2f}" for d, v in by.items()), flush=True)
+        if a.damage:
+            damage.append((label, c, acc))
+    if a.damage:
+        _damage(damage)
+
+
+def _damage(sets):
+    """With the shipped receiver: PSNR of the run with each corrupted map minus the pixel-only run,
+    with the gate (rejected maps run pixel-only: 0) and without; and what the gate costs true maps."""
+    from metavsr.models import link
+    from metavsr.models.orchestrator import gate
+    from metavsr.models.receivers.tiny.receiver import load_embedded
+    model = load_embedded()
+    print("\nreceiver: shipped embedded x4; dB = PSNR(with the map) - PSNR(pixel-only), same LR")
+    print("first stage alone | with the second stage (max inconsistency "
+          f"{gate.MAX_INCONSISTENCY}); worst = the most a corrupted map costs, kept = the mean gain of true maps")
+    print(f"{'set':>16} | {'gate off: worst':>15} | {'1st: worst':>10} | {'1st: kept':>17} | {'2 stages: worst':>15} | "
+          f"{'2 stages: kept':>17} | 2 stages: true / corrupted accepted")
+    for label, c, acc in sets:
+        worst = {"off": 0.0, "one": 0.0, "two": 0.0}
+        kept = {"one": [], "two": [], "full": []}
+        accepted2 = {"true": [], "bad": []}
+        for kind, v in c.items():
+            for (lr, e, _, hr), ok in zip(v, acc[kind]):
+                s0 = link.receive(model, lr)
+                s1 = link.receive(model, lr, {"edges": e.astype(np.float32)})
+                d = link.measure(s1, hr, ("psnr",))["psnr"] - link.measure(s0, hr, ("psnr",))["psnr"]
+                ok2 = bool(ok and gate.inconsistency(lr, s1, s0)[0] <= gate.MAX_INCONSISTENCY)
+                if kind == "true":
+                    kept["full"].append(d)
+                    kept["one"].append(d if ok else 0.0)
+                    kept["two"].append(d if ok2 else 0.0)
+                    accepted2["true"].append(ok2)
+                else:
+                    worst["off"] = min(worst["off"], d)
+                    worst["one"] = min(worst["one"], d if ok else 0.0)
+                    worst["two"] = min(worst["two"], d if ok2 else 0.0)
+                    accepted2["bad"].append(ok2)
+        full = np.mean(kept["full"])
+        print(f"{label:>16} | {worst['off']:+12.3f} dB | {worst['one']:+7.3f} dB | {np.mean(kept['one']):+.3f} of {full:+.3f} | "
+              f"{worst['two']:+12.3f} dB | {np.mean(kept['two']):+.3f} of {full:+.3f} | "
+              f"{np.mean(accepted2['true']):.3f} / {np.mean(accepted2['bad']):.3f}", flush=True)
 
 
 if __name__ == "__main__":

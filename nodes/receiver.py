@@ -4,6 +4,8 @@ Loaders live in ``receiver_<family>.py`` modules and output the shared type (a r
 options its loader chose, ``models.receivers.base.Configured``), so a graph built around this node
 runs with any receiver.
 """
+import torch
+
 from ..models.receivers.base import SR_MODEL_TYPE, Configured, Receiver, ReceiverInputError
 from . import _check
 from ._comfy import Progress, soft_empty_cache
@@ -57,15 +59,33 @@ class MetaVSRSuperResolve:
             "optional": {
                 "edges": ("MASK", {"tooltip": "Decoded edge map at HR size (1 = edge), e.g. from JBIG2 decode."}),
                 "depth": ("IMAGE", {"tooltip": "Depth map at HR size, near = bright."}),
+                "gate": ("METAVSR_GATE", {"tooltip": "From MetaVSR Verify Metadata (or Orchestrate Metadata): frames "
+                         "it marks off run pixel-only."}),
             },
         }
 
-    def run(self, sr_model, lr_images, use_metadata=True, edges=None, depth=None):
+    def run(self, sr_model, lr_images, use_metadata=True, edges=None, depth=None, gate=None):
         sr_model, lr = receiver_inputs(sr_model, lr_images)
         metadata = {}
         if use_metadata:
             metadata = {k: _metadata_map(k, v) for k, v in (("edges", edges), ("depth", depth)) if v is not None}
         progress = Progress(1)
+        if gate is not None and metadata:
+            present = gate.get("present") if isinstance(gate, dict) else None
+            if present is None or len(present) != lr.shape[0]:
+                raise _check.MetaVSRInputError(f"gate: not a gate for these {lr.shape[0]} frame(s); connect the gate "
+                                               f"of the same clip.")
+            if set(metadata) != {"edges"}:
+                raise _check.MetaVSRInputError("gate: gates edge metadata only; disconnect depth or the gate.")
+            from ..models.orchestrator.clip import receive_present
+            try:
+                out = receive_present(sr_model.receiver, lr.numpy(), metadata["edges"][..., 0].numpy(), present,
+                                      sr_model.options, progress)
+            except ReceiverInputError as e:
+                raise _check.MetaVSRInputError(str(e)) from None
+            finally:
+                soft_empty_cache()
+            return (torch.from_numpy(out).float().clamp(0, 1),)
         try:
             out = sr_model.upscale(lr, metadata or None, progress=progress)
         except ReceiverInputError as e:  # names the input (edges, depth, lr) and the fix

@@ -53,3 +53,22 @@ def test_shapes_are_checked():
         gate.check_edges(lr, np.concatenate([e, e]))
     with pytest.raises(ValueError, match="expected lr"):
         gate.check_edges(lr[..., :1], e)
+
+
+def test_second_stage_drops_maps_whose_output_fits_the_lr_worse():
+    from metavsr.models.codec.resize import upscale
+    hr, lr = _scene()
+    clean = upscale(lr, 4, "bicubic")
+    noisy = (clean + np.random.default_rng(0).normal(0, 0.05, clean.shape)).astype(np.float32)
+    # the same output on both sides fits the LR equally well
+    assert gate.inconsistency(lr, clean, clean)[0] == 1.0
+    r = gate.inconsistency(np.concatenate([lr, lr]), np.concatenate([clean, noisy]), np.concatenate([clean, clean]))
+    assert r[0] == 1.0 and r[1] > 1.5
+    first = gate.check_edges(np.concatenate([lr, lr]), canny_edges(hr, 50, 120))
+    assert first.all_accepted
+    both = gate.second_stage(first, r)
+    assert both.accepted.tolist() == [True, False] and "fit" in both.table()
+    kept = gate.second_stage(first, np.array([np.nan, np.nan]))
+    assert kept.accepted.tolist() == [True, True]
+    with pytest.raises(ValueError, match="consistency ratios"):
+        gate.second_stage(first, r[:1])

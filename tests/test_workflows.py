@@ -49,11 +49,12 @@ def test_workflow_matches_nodes(path):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
-def test_workflow_runs(path):
+def test_workflow_runs(path, monkeypatch):
     with open(path) as f:
         wf = json.load(f)
     if _needs_weights(wf):
         pytest.skip("needs downloaded model weights")
+    monkeypatch.setenv("METAVSR_INPUT_DIR", os.path.join(ROOT, "workflows"))  # the shipped clips
     prompt = _ui_to_api().convert(wf, object_info(CLASSES))
     comfy_core.LoadImage.test_image = comfy_core.sample_image((128, 128))
     results = execute(prompt, CLASSES)

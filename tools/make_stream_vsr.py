@@ -11,8 +11,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.wfbuild import AB_SLIDER, Image, Text, Workflow, pack_classes, save_workflow  # noqa: E402
-from tools.wfparts import clip_measures, video_sender  # noqa: E402
+from tools.wfbuild import Text, Workflow, pack_classes, save_workflow  # noqa: E402
+from tools.wfparts import clip_measures, clip_views, video_sender  # noqa: E402
 
 CLASSES = pack_classes()
 FRAMES, CRF = 10, 23
@@ -38,13 +38,7 @@ def build():
     wf.node("PreviewAny", source=rate[0], title="base layer: bits", show=Text(5, 60))
     runs = ((causal, "causal"), (per, "per frame"), (bic, "bicubic"))
     clip_measures(wf, hr, runs, FRAMES)
-    grid = wf.node("MetaVSRComparisonGrid", images_1=hr[0], images_2=bic[0], images_3=per[0], images_4=causal[0],
-                   captions="HR\nbicubic\nper frame\ncausal (Stream-DiffVSR)", columns=4, resize="nearest",
-                   zoom_size=0.3, zoom_x=0.45, zoom_y=0.3, font_size=0, column="measure")
-    wf.node("PreviewImage", images=grid[0], title="Comparison grid (every frame)", show=Image(900, 300))
-    ab = wf.node("MetaVSRABCompare", image_a=per[0], image_b=causal[0], split=0.5, label_a="per frame",
-                 label_b="causal", show=Image(AB_SLIDER, AB_SLIDER), column="measure")
-    wf.node("PreviewImage", images=ab[0], title="A/B: per frame | causal", show=Image(420, 420))
+    clip_views(wf, hr, bic, per, causal, "HR\nbicubic\nper frame\ncausal (Stream-DiffVSR)", "per frame", "causal")
     return wf
 
 

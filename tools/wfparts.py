@@ -57,3 +57,14 @@ def clip_measures(wf, hr, runs, frames: int):
         met = wf.node("MetaVSRMetrics", images=node[0], reference=hr[0], color_space="RGB", crop_border=0,
                       lpips_net="alex", dists=False, label=label, column="measure")
         wf.node("PreviewAny", source=met[4], title=f"metrics: {label}", show=Text(metric_lines, 54))
+
+
+def clip_views(wf, hr, bicubic, a, b, captions, label_a, label_b):
+    """A comparison grid over the clip (HR, ``bicubic``, ``a``, ``b``) and an A/B view of ``a`` | ``b``."""
+    grid = wf.node("MetaVSRComparisonGrid", images_1=hr[0], images_2=bicubic[0], images_3=a[0], images_4=b[0],
+                   captions=captions, columns=4, resize="nearest", zoom_size=0.3, zoom_x=0.45, zoom_y=0.3,
+                   font_size=0, column="measure")
+    wf.node("PreviewImage", images=grid[0], title="Comparison grid (every frame)", show=Image(900, 300))
+    ab = wf.node("MetaVSRABCompare", image_a=a[0], image_b=b[0], split=0.5, label_a=label_a, label_b=label_b,
+                 show=Image(AB_SLIDER, AB_SLIDER), column="measure")
+    wf.node("PreviewImage", images=ab[0], title=f"A/B: {label_a} | {label_b}", show=Image(420, 420))

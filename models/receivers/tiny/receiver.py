@@ -121,6 +121,7 @@ class TinyReceiver:
     optional HR edge map -> HR frames. Stateless between calls; the network is only read."""
 
     metadata_kinds = ("edges",)
+    per_frame = True        # frames are independent: the orchestrator may run some pixel-only
 
     def __init__(self, net: TinySRNet, name: str = "MetaVSR embedded x4", device=None,
                  info: Optional[dict] = None):
