@@ -1,4 +1,6 @@
 """Metadata extraction at the sender (computed on the HR frames, or given as a map)."""
+import os
+
 import numpy as np
 
 from ..models.codec.bitstream import BITSTREAM_TYPE, Bitstream
@@ -117,3 +119,54 @@ class MetaVSRDepthDecode:
 NODE_CLASS_MAPPINGS.update({"MetaVSRDepthMetadata": MetaVSRDepthMetadata, "MetaVSRDepthDecode": MetaVSRDepthDecode})
 NODE_DISPLAY_NAME_MAPPINGS.update({"MetaVSRDepthMetadata": "MetaVSR Depth Metadata",
                                    "MetaVSRDepthDecode": "MetaVSR Depth Decode"})
+
+
+# --------------------------------------------------------------------------- depth from a local model
+from ..models.metadata import depth_model  # noqa: E402
+from . import _models  # noqa: E402
+from ._comfy import register_model_folder, torch_device  # noqa: E402
+
+DEPTH_KIND = "depth"
+register_model_folder(DEPTH_KIND, DEPTH_KIND)
+_DEPTH_CACHE = _models.ModelCache()
+
+
+def _depth_folders():
+    return _models.entries(_models.comfy_folders(DEPTH_KIND),
+                           lambda p: os.path.isdir(p) and os.path.isfile(os.path.join(p, "config.json")))
+
+
+@node("MetaVSR/metadata",
+      ("IMAGE", "depth", "Depth [T,H,W,3] grey, near = bright (0..1 per frame); connect to MetaVSR Depth Metadata."))
+class MetaVSRDepthEstimate:
+    """Depth at the sender from a local depth model folder (Depth-Anything or DPT in transformers
+    format: config.json + model.safetensors, in ComfyUI/models/depth/<name>/). Needs the transformers
+    package; nothing downloads. The map is relative depth, normalised per frame, near = bright."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = _depth_folders() or ["(none: put a model folder in models/depth)"]
+        return {"required": {
+            "model": (names, {"tooltip": "A transformers depth model folder in ComfyUI/models/depth/."}),
+            "images": ("IMAGE", {"tooltip": "HR frames [T,H,W,3]."}),
+            "device": (["auto", "cpu"], {"default": "auto", "tooltip": "auto: ComfyUI's device; cpu: slower, no GPU memory."}),
+        }}
+
+    def run(self, model, images, device="auto"):
+        path = _models.find(model, _models.comfy_folders(DEPTH_KIND)) if isinstance(model, str) else None
+        if path is None or not os.path.isdir(path):
+            raise _check.MetaVSRInputError(f"model: {model!r} is not a folder in ComfyUI/models/depth/; put a "
+                                           f"transformers depth model there (config.json + model.safetensors) and press R.")
+        frames = to_numpy(_check.image("images", images, channels=(3,), min_size=8))
+        dev = torch_device() if device == "auto" else "cpu"
+        try:
+            net = _DEPTH_CACHE.get(os.path.join(path, "config.json"), (str(dev),), lambda: depth_model.load(path, dev))
+        except depth_model.DepthModelError as e:
+            raise _check.MetaVSRInputError(f"model: {e}") from None
+        t = frames.shape[0]
+        progress = Progress(t)
+        return (_depth_image(depth_model.estimate(net, frames, lambda d, n: progress(d, n))),)
+
+
+NODE_CLASS_MAPPINGS["MetaVSRDepthEstimate"] = MetaVSRDepthEstimate
+NODE_DISPLAY_NAME_MAPPINGS["MetaVSRDepthEstimate"] = "MetaVSR Depth Estimate (local model)"
