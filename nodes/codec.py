@@ -1,6 +1,7 @@
 """Base-layer codecs (JPEG, H.264/H.265/AV1), generic bitstream decoding, and rate accounting."""
 from ..models.codec import bitdepth, jpeg, video
 from ..models.codec.bitstream import BITSTREAM_TYPE, Bitstream, rate_table
+from ..models.metadata.edges import CODECS as _EDGE_CODECS
 from . import _check
 from ._comfy import Progress
 from ._convert import to_image, to_numpy
@@ -103,7 +104,7 @@ class MetaVSRDecodeBitstream:
     def run(self, bitstream):
         if not isinstance(bitstream, Bitstream):
             raise _check.MetaVSRInputError("bitstream: not a MetaVSR bitstream; connect a MetaVSR codec node.")
-        if bitstream.codec == "jbig2":
+        if bitstream.codec in _EDGE_CODECS.values():
             raise _check.MetaVSRInputError("bitstream: this is a JBIG2 edge map; use the MetaVSR JBIG2 Decode node.")
         t, h, w, _ = bitstream.shape
         _check.output_size("bitstream", (t, h, w, 3), "decode fewer frames at a time", what="decoded frames")

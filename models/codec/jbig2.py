@@ -418,17 +418,24 @@ def decode_pages(data, embedded: bool = False, max_pixels: int = MAX_PIXELS,
     return _decode_pages(data, embedded, _limits(max_pixels, limits))[0]
 
 
-def _decode_pages(data, embedded: bool, limits: Limits):
-    """``decode_pages`` plus the :class:`_Budget`, whose ``peak`` the tests compare with what the
-    process really allocated."""
+def guarded_input(data, limits: Limits, what: str):
+    """Check the input's type and size against ``limits`` and open the decode's :class:`_Budget`
+    with the input copy taken from it: ``(guard, memoryview of the copy)``. Shared with the clip
+    decoder (``jbig2_video``)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise JBIG2Error(f"expected bytes, got {type(data).__name__}")
     if len(data) > limits.max_input:
-        raise JBIG2Error(f"the stream is {len(data)} bytes, over the input cap of {limits.max_input}; "
+        raise JBIG2Error(f"the {what} is {len(data)} bytes, over the input cap of {limits.max_input}; "
                          f"raise Limits.max_input if it is genuine")
     guard = _Budget(limits, len(data))
     guard.take(len(data), "the input copy")
-    buf = memoryview(bytes(data))
+    return guard, memoryview(bytes(data))
+
+
+def _decode_pages(data, embedded: bool, limits: Limits):
+    """``decode_pages`` plus the :class:`_Budget`, whose ``peak`` the tests compare with what the
+    process really allocated."""
+    guard, buf = guarded_input(data, limits, "stream")
     pages, page, budget = [], None, int(limits.max_pixels)
     work = [min(limits.work_for(len(data)), limits.max_pixels)]  # region decisions left: bounds the time
     cover = [0]  # region area the open page still admits

@@ -212,10 +212,7 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
     wp = pad.shape[1]
     nr = nxt.shape[0]
 
-    if decoding:
-        a, c, ct, bp = mq.dec_init(data, n_data)
-    else:
-        a, c, ct, bp = mq.enc_init()
+    a, c, ct, bp = mq.start(decoding, data, n_data)
     ltp = 0
     for y in range(h):
         yy = y + top
@@ -294,12 +291,14 @@ def _code_region(pad, h, w, top, left, template, ax, ay, ab, tpgdon, tp_first, d
     return mq.enc_flush(a, c, ct, bp, out)
 
 
-def _row_reach(template, at):
+def stretch_ends(points):
     """Template pixels that bound a run of all-zero contexts: per row, the rightmost pixel of each
-    contiguous stretch (the pixel being coded counts in row 0). At a zero context every template
-    pixel is 0, so inside a stretch only its rightmost pixel can meet the next 1 first."""
+    contiguous stretch of ``points`` (``(dx, dy)`` pairs). At a zero context every template pixel
+    is 0, so inside a stretch only its rightmost pixel can meet the next 1 first. Returns
+    ``(dy [n] int64, dx [n] int64)``, the form :func:`_run_end` takes; the refinement coder
+    (``jbig2_refine``) uses it for its coded and reference templates."""
     rows = {}
-    for dx, dy in list(_FIXED[template]) + list(at) + [(0, 0)]:
+    for dx, dy in points:
         rows.setdefault(dy, set()).add(dx)
     dys, his = [], []
     for dy, xs in sorted(rows.items()):
@@ -308,6 +307,11 @@ def _row_reach(template, at):
                 dys.append(dy)
                 his.append(dx)
     return np.array(dys, np.int64), np.array(his, np.int64)
+
+
+def _row_reach(template, at):
+    """:func:`stretch_ends` of the template, its AT pixels and the pixel being coded (row 0)."""
+    return stretch_ends(list(_FIXED[template]) + list(at) + [(0, 0)])
 
 
 def _padded(bitmap, at):

@@ -147,6 +147,15 @@ def enc_flush(a, c, ct, bp, out):
 
 
 @leaf
+def start(decoding, data, n):
+    """INITDEC over ``data[:n]`` when ``decoding``, else INITENC: the ``(a, c, ct, bp)`` a region
+    coder that runs both ways starts from."""
+    if decoding:
+        return dec_init(data, n)
+    return enc_init()
+
+
+@leaf
 def _bytein(c, bp, data, n):
     """BYTEIN; bytes past the end read as 0xFF, i.e. as a marker, so C fills with 1s and BP stops."""
     b = data[bp] if bp < n else 0xFF
