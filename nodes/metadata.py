@@ -169,4 +169,4 @@ class MetaVSRDepthEstimate:
 
 
 NODE_CLASS_MAPPINGS["MetaVSRDepthEstimate"] = MetaVSRDepthEstimate
-NODE_DISPLAY_NAME_MAPPINGS["MetaVSRDepthEstimate"] = "MetaVSR Depth Estimate (local model)"
+NODE_DISPLAY_NAME_MAPPINGS["MetaVSRDepthEstimate"] = "MetaVSR Depth Estimate"

@@ -249,3 +249,17 @@ def test_run_py_orchestrate_end_to_end(tmp_path):
                         capture_output=True, text=True, timeout=600)
     assert r2.returncode == 0
     assert json.loads((out / "report.json").read_text())["regimes"]["HN"]["rows"] == hn["rows"]
+
+
+def test_inter_frame_edges_are_a_candidate_with_their_real_bytes(segments):
+    seg, _ = segments
+    clip = {"motion-rocket": np.concatenate([seg["motion-rocket"]] * 2)}   # 4 frames of a pan
+    per, inter = cd.Option("edges", 0.04, True, 1), cd.Option("edges", 0.04, True, 1, clip=True)
+    assert inter.label == "edges-d0.04-thin-clip"
+    t = op.evaluate(clip, load_embedded(), cd.grid((50,), (per, inter), accepts=("edges",)), "NN")
+    rows = {r["option"]: r for r in t["motion-rocket"]}
+    maps_p, bits_p, _ = cd.send(per, clip["motion-rocket"])
+    maps_i, bits_i, _ = cd.send(inter, clip["motion-rocket"])
+    np.testing.assert_array_equal(maps_p["edges"], maps_i["edges"])          # both lossless, same maps
+    assert rows[per.label]["meta_bits"] == bits_p and rows[inter.label]["meta_bits"] == bits_i
+    assert rows[per.label]["psnr"] == rows[inter.label]["psnr"]

@@ -4,7 +4,8 @@ An option is one way to send side information beside the base layer:
 
 - ``none``: pixel-only;
 - ``edges``: Canny edges of the HR at a target density, optionally thinned and/or coded at 1/f
-  resolution (``models/metadata/edge_rate.py``), JBIG2 with its parameter search;
+  resolution (``models/metadata/edge_rate.py``), JBIG2 with its parameter search, a file per frame
+  or (``clip``) one inter-frame clip per segment (``models/codec/jbig2_video.py``);
 - ``depth``: the sender's depth map quantised to n bits and coded losslessly (PNG / JBIG2 planes),
   only when a depth map is given and the receiver takes depth.
 
@@ -28,13 +29,15 @@ KINDS = ("none", "edges", "depth")
 @dataclass(frozen=True)
 class Option:
     """One metadata option. ``kind`` none / edges / depth; edges: ``density`` (Canny target, share of
-    HR pixels), ``thin``, ``factor`` (coding resolution 1/f); depth: ``bits``, ``coder``."""
+    HR pixels), ``thin``, ``factor`` (coding resolution 1/f), ``clip`` (one inter-frame JBIG2 clip
+    per segment instead of a file per frame); depth: ``bits``, ``coder``."""
     kind: str = "none"
     density: float = 0.0
     thin: bool = True
     factor: int = 1
     bits: int = 8
     coder: str = "png"
+    clip: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -53,7 +56,7 @@ class Option:
         if self.kind == "depth":
             return f"depth{self.bits}-{self.coder}"
         return (f"edges-d{self.density:g}{'-thin' if self.thin else ''}"
-                f"{'' if self.factor == 1 else f'-1/{self.factor}'}")
+                f"{'' if self.factor == 1 else f'-1/{self.factor}'}{'-clip' if self.clip else ''}")
 
     @property
     def metadata_kind(self) -> Optional[str]:
@@ -106,7 +109,8 @@ def send(option: Option, hr: np.ndarray, depth: Optional[np.ndarray] = None
         return None, 0, {}
     if option.kind == "edges":
         sent = link.send_metadata("edges", hr, produce=dict(density=option.density),
-                                  coding=EdgeCoding(thinning=option.thin, factor=option.factor))
+                                  coding=EdgeCoding(thinning=option.thin, factor=option.factor,
+                                                    video="inter-frame" if option.clip else "per-frame"))
     else:
         if depth is None:
             raise ValueError(f"option {option.label}: needs the segment's depth map")
