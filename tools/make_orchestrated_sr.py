@@ -37,7 +37,7 @@ def build():
                    title="orchestrated sender (HN channel)")
     wf.node("PreviewAny", source=orch[4], title="orchestrator: choice per segment", show=Text(9, 62))
     wf.node("PreviewImage", images=orch[5], title="RD: fixed choices vs orchestrated; J per candidate",
-            show=Image(900, 380))
+            show=Image(620, 262))
 
     # --- receiver: gate, then SR with the edges that pass ------------------------------------------------
     ver = wf.node("MetaVSRVerifyMetadata", lr_images=orch[0], edges=orch[1], min_level=1.5, min_peak=0.96,

@@ -42,7 +42,7 @@ FOCUS = {
     "star_vsr": ["STAR prompt and sampler", "SR: STAR", "STAR (I2VGen-XL, light degradations)"],
     "stream_vsr": ["SR causal (temporal guidance)", "SR per frame (no temporal guidance)",
                    "Stream-DiffVSR (causal, 4 steps)"],
-    "orchestrated_sr": ["RD: fixed choices vs orchestrated; J per candidate", "orchestrator: choice per segment"],
+    "orchestrated_sr": ["RD: fixed choices vs orchestrated; J per candidate"],
 }
 
 
