@@ -96,10 +96,11 @@ def clips(frames, repeat):
     from metavsr.models.codec import jbig2_video
     from tests.clip_fixtures import CLIPS, edge_maps
     print(f"numba: {mq.HAVE_NUMBA}; cores: {os.cpu_count()}; {frames} frames per clip, key frame every 30")
-    print("ms per frame as wall / CPU (best of --repeat); pf = per-frame JBIG2 template 0; "
-          f"load average {os.getloadavg()[0]:.1f}")
-    head = (f"{'clip':13s} {'kind':14s} {'size':>9s} {'dens %':>6s} {'per-frame B/f':>13s} {'inter B/f':>9s} "
-            f"{'ratio':>6s} {'intra':>5s} {'enc ms/f':>11s} {'dec ms/f':>11s} {'pf enc':>11s} {'pf dec':>11s}")
+    print("ms per frame as wall / CPU (best of --repeat); pf = per-frame JBIG2 template 0; auto = per-frame "
+          f"with the parameter search the edge channel uses by default; load average {os.getloadavg()[0]:.1f}")
+    head = (f"{'clip':13s} {'kind':14s} {'size':>9s} {'dens %':>6s} {'per-frame B/f':>13s} {'auto B/f':>8s} "
+            f"{'inter B/f':>9s} {'ratio':>6s} {'vs auto':>7s} {'intra':>5s} {'enc ms/f':>11s} {'dec ms/f':>11s} "
+            f"{'pf enc':>11s} {'pf dec':>11s}")
     print(head)
     native = {name: edge_maps(name, frames) for name in CLIPS}
     for size in (None, (1920, 1080)):
@@ -120,9 +121,10 @@ def clips(frames, repeat):
             pf_enc = per_frame_time(lambda: [jbig2.encode(m, template=0) for m in maps], maps, repeat)
             pf_dec = per_frame_time(lambda: [jbig2.decode(f) for f in files], maps, repeat)
             per = sum(map(len, files))
+            auto = sum(len(jbig2.encode(m, auto=True)) for m in maps) if size is None else float("nan")
             ms = " ".join(f"{f'{a:.1f} / {b:.1f}':>11s}" for a, b in (enc, dec, pf_enc, pf_dec))
-            print(f"{name:13s} {kind:14s} {f'{w}x{h}':>9s} {100 * maps.mean():6.2f} {per / t:13.0f} "
-                  f"{len(blob) / t:9.0f} {len(blob) / per:6.3f} {intra:5d} {ms}")
+            print(f"{name:13s} {kind:14s} {f'{w}x{h}':>9s} {100 * maps.mean():6.2f} {per / t:13.0f} {auto / t:8.0f} "
+                  f"{len(blob) / t:9.0f} {len(blob) / per:6.3f} {len(blob) / auto:7.3f} {intra:5d} {ms}")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
