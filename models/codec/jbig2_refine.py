@@ -24,6 +24,8 @@ tables, whose construction cost more than the coding. In a typical TPGRON row on
 to reference edges are visited at all. The MQ coder and the run machinery are the generic region
 coder's (``mq``, ``jbig2_generic``); nothing is duplicated.
 """
+from typing import Optional
+
 import numpy as np
 
 from . import mq
@@ -172,7 +174,7 @@ def _registers(cur, ref, yy, xx):
 
 @jit
 def _code_refinement(cur, ref, h, w, top, left, t1, a1x, a1y, a2x, a2y, tpgron, decoding, data,
-                     n_data, out, cpk, rpk, crdy, crhi, rrdy, rrhi, skip):
+                     n_data, out, cpk, rpk, crdy, crhi, rrdy, rrhi, skip, cx):
     """Code (``decoding`` False: ``cur`` -> ``out``) or decode (``data[:n_data]`` -> ``cur``) one
     refinement region against the padded, shifted reference ``ref`` (same shape as ``cur``).
 
@@ -181,10 +183,11 @@ def _code_refinement(cur, ref, h, w, top, left, t1, a1x, a1y, a2x, a2y, tpgron, 
     a ring of ``top + 1`` rows it fills as it decodes). ``crdy``/``crhi`` and ``rrdy``/``rrhi`` are
     the stretch ends of the coded and reference templates (:func:`stretch_ends`). The context is
     built from sliding registers (:func:`_registers`) in the bit order of the module doc. The work
-    is bounded by ``h * (w + 1)`` decisions whatever the data holds.
+    is bounded by ``h * (w + 1)`` decisions whatever the data holds. ``cx`` holds the 2^13 context
+    states (GRTEMPLATE 1 uses the low 10 bits): zeros for a T.88 region, or those a previous region
+    left (a clip that carries its contexts), updated in place.
     """
     a, c, ct, bp = mq.start(decoding, data, n_data)
-    cx = np.zeros(1 << 13, np.uint8)  # 13 context bits (GRTEMPLATE 1 uses the low 10)
     sltp_cx = 0x080 if t1 else 0x100  # the centre reference pixel alone (module doc)
     nr, hr = cpk.shape[0], rpk.shape[0]  # ring rows (decoder) / padded rows, for row indices
     ltp = 0
@@ -294,11 +297,26 @@ def _reach(template, at):
     return crdy, crhi, rrdy, rrhi
 
 
+def contexts() -> np.ndarray:
+    """Fresh context states for one region (T.88 starts every region from these)."""
+    return np.zeros(1 << 13, np.uint8)
+
+
+def _contexts(cx):
+    if cx is None:
+        return contexts()
+    if not isinstance(cx, np.ndarray) or cx.dtype != np.uint8 or cx.shape != (1 << 13,):
+        raise RefinementError("contexts must be a uint8 array of 8192 states (refine.contexts())")
+    return cx
+
+
 def encode_refinement(bitmap, reference, dx: int = 0, dy: int = 0, template: int = 0, at=None,
-                      tpgron: bool = False) -> bytes:
+                      tpgron: bool = False, cx: Optional[np.ndarray] = None) -> bytes:
     """Arithmetic-code the bi-level ``[H,W]`` ``bitmap`` (nonzero = 1) as refinement-region data
     against ``reference`` (``[RH,RW]``, any size; pixel (x, y) is predicted from reference pixel
-    (x - dx, y - dy)). Returns the MQ bytes (ending in 0xFF 0xAC), without any segment header."""
+    (x - dx, y - dy)). Returns the MQ bytes (ending in 0xFF 0xAC), without any segment header.
+    ``cx``: context states to start from and update in place (:func:`contexts`; None: fresh, as T.88
+    codes a region)."""
     at = check_grat(template, at)
     bitmap = np.asarray(bitmap)
     if bitmap.ndim != 2 or min(bitmap.shape) < 1:
@@ -314,7 +332,7 @@ def encode_refinement(bitmap, reference, dx: int = 0, dy: int = 0, template: int
     a1x, a1y, a2x, a2y = _grat_arrays(template, at)
     end = _code_refinement(cur, ref, h, w, top, left, template == 1, a1x, a1y, a2x, a2y, bool(tpgron),
                            False, out[:1], 0, out, np.packbits(cur, axis=1), np.packbits(ref, axis=1),
-                           crdy, crhi, rrdy, rrhi, True)
+                           crdy, crhi, rrdy, rrhi, True, _contexts(cx))
     return out[1:end].tobytes()
 
 
@@ -328,13 +346,15 @@ def decode_memory(h: int, w: int, template: int, at) -> int:
 
 
 def decode_refinement(data, h: int, w: int, reference, dx: int = 0, dy: int = 0, template: int = 0,
-                      at=None, tpgron: bool = False, fast: bool = True) -> np.ndarray:
+                      at=None, tpgron: bool = False, fast: bool = True, cx: Optional[np.ndarray] = None
+                      ) -> np.ndarray:
     """Decode refinement-region data into an ``[h,w]`` uint8 bitmap (1 = black) against
     ``reference`` displaced by (dx, dy) as in :func:`encode_refinement`.
 
     Any byte string decodes to *some* bitmap in bounded time (at most ``h * (w + 1)`` decisions);
     the caller bounds ``h * w`` and the memory (:func:`decode_memory`). ``fast=False`` decodes every
-    pixel one by one (no bulk runs); the result is the same, which the tests check.
+    pixel one by one (no bulk runs); the result is the same, which the tests check. ``cx`` as in
+    :func:`encode_refinement`.
     """
     at = check_grat(template, at, strict=False)
     buf = np.frombuffer(data if isinstance(data, (bytes, bytearray, memoryview)) else bytes(data), np.uint8)
@@ -354,5 +374,5 @@ def decode_refinement(data, h: int, w: int, reference, dx: int = 0, dy: int = 0,
     a1x, a1y, a2x, a2y = _grat_arrays(template, at)
     _code_refinement(cur, ref, h, w, top, left, template == 1, a1x, a1y, a2x, a2y, bool(tpgron), True,
                      buf, n, np.zeros(1, np.uint8), ring, np.packbits(ref, axis=1), crdy[above], crhi[above],
-                     rrdy, rrhi, skip)
+                     rrdy, rrhi, skip, _contexts(cx))
     return cur[top:top + h, left:left + w].copy()

@@ -11,7 +11,7 @@ reference is the page, so a page holding that displaced reference gives exactly 
 
 Container (all integers big-endian)::
 
-    header  28 bytes: magic "\\x97JB2CLP\\n" (8) | version u8 = 1 | flags u8 = 0 | width u32 |
+    header  28 bytes: magic "\\x97JB2CLP\\n" (8) | version u8 = 1 | flags u8 (bit 0 CARRY, others 0) | width u32 |
             height u32 | frames u32 | key_interval u16 | CRC-32 of the 24 bytes before it (u32)
     record  per frame, in order, 20 bytes + body:
             index u32 | kind u8 (0 intra, 1 inter) | dx i8 | dy i8 | reserved u8 = 0 |
@@ -28,6 +28,12 @@ other frames are inter unless intra codes smaller. Bodies are segment data as T.
 any intra frame is a standard ``.jb2`` once wrapped in a file header, page information and end of
 page / file (:func:`frame_file`), and an inter frame too, with the displaced reference coded as a
 generic region on its page first (jbig2dec reads both, bit-exactly).
+
+CARRY (the default): an inter frame's MQ contexts start where the previous inter frame of the same
+GRTEMPLATE left them, not from zero (every intra frame resets them), so the context model keeps
+what it learnt over the clip instead of paying its learning on every frame. This is outside T.88
+(a refinement region starts from fresh contexts), so with CARRY only intra frames export as
+standalone files; ``encode_clip(carry_contexts=False)`` writes inter frames that export too.
 
 Damage: every record and body is CRC-checked. ``decode_clip(..., on_error="skip")`` marks a damaged
 frame lost, and every inter frame after it until the next intra frame; after a damaged record
@@ -58,6 +64,7 @@ INTRA, INTER = 0, 1
 KIND_NAMES = {INTRA: "intra", INTER: "inter"}
 MAX_MOTION = 127  # dx, dy travel as signed bytes
 REPLACE = 4  # 7.4.1.5 external combination operator
+CARRY = 0x01  # header flag: inter frames carry their MQ contexts (module doc)
 # an intra coding is tried beside the inter one when the inter frame is not clearly smaller than
 # the last intra frame's bytes per edge pixel predicts (the cheap estimate; 0 codes both always)
 INTRA_RETRY = 0.8
@@ -173,12 +180,13 @@ def refinement_data(w: int, h: int, template: int, at, tpgron: bool, coded: byte
     return _region_info(w, h, REPLACE) + bytes([(int(bool(tpgron)) << 1) | template]) + at_bytes + coded
 
 
-def _inter_body(bitmap, reference, template, tpgron=True):
+def _inter_body(bitmap, reference, template, tpgron=True, cx=None):
     """Refinement segment data of ``bitmap`` against ``reference`` (already displaced). TPGRON is
-    written with GRTEMPLATE 0 only (see ``jbig2_refine``: readers disagree on template 1's)."""
+    written with GRTEMPLATE 0 only (see ``jbig2_refine``: readers disagree on template 1's).
+    ``cx``: carried context states, updated in place (None: fresh)."""
     at = jbig2_refine.NOMINAL_GRAT if template == 0 else ()
     tpgron = bool(tpgron) and template == 0
-    coded = jbig2_refine.encode_refinement(bitmap, reference, 0, 0, template, at, tpgron)
+    coded = jbig2_refine.encode_refinement(bitmap, reference, 0, 0, template, at, tpgron, cx)
     h, w = bitmap.shape
     return refinement_data(w, h, template, at, tpgron, coded)
 
@@ -225,13 +233,15 @@ def _frame_motion(prev, cur, max_shift, coarse, template, tpgron):
     return (dx, dy) if sizes[1] < sizes[0] else (0, 0)
 
 
-def _inter(bitmap, reference, templates, tpgron):
-    """The smallest inter body over ``templates``: ``(body, template)``."""
+def _inter(bitmap, reference, templates, tpgron, carried=None):
+    """The smallest inter body over ``templates``: ``(body, template, contexts after it)``; each
+    trial starts from a copy of ``carried[template]`` (None: fresh contexts)."""
     best = None
     for template in templates:
-        body = _inter_body(bitmap, reference, template, tpgron)
+        cx = None if carried is None else carried[template].copy()
+        body = _inter_body(bitmap, reference, template, tpgron, cx)
         if best is None or len(body) < len(best[0]):
-            best = (body, template)
+            best = (body, template, cx)
     return best
 
 
@@ -248,8 +258,8 @@ def _record(index, kind, dx, dy, body):
     return head + struct.pack(">I", zlib.crc32(head)) + body
 
 
-def _header(w, h, frames, key_interval):
-    head = CLIP_MAGIC + _HEADER.pack(VERSION, 0, w, h, frames, key_interval)
+def _header(w, h, frames, key_interval, flags=0):
+    head = CLIP_MAGIC + _HEADER.pack(VERSION, flags, w, h, frames, key_interval)
     return head + struct.pack(">I", zlib.crc32(head))
 
 
@@ -269,7 +279,7 @@ def _as_clip(maps) -> np.ndarray:
 
 def encode_clip(maps, key_interval: int = 30, motion: bool = True, max_motion: int = 16,
                 intra: Optional[dict] = None, intra_retry: float = INTRA_RETRY, tpgron: bool = True,
-                progress=None) -> bytes:
+                carry_contexts: bool = True, progress=None) -> bytes:
     """Code ``[T,H,W]`` bi-level maps (1 = black) as a clip (format: module doc).
 
     key_interval: frames 0, N, 2N, ... are intra (1 = every frame intra, i.e. per-frame JBIG2).
@@ -282,6 +292,8 @@ def encode_clip(maps, key_interval: int = 30, motion: bool = True, max_motion: i
                   bytes per edge pixel, or doubles over the previous frame's bytes; 0 codes both
                   every time (the exact choice).
     tpgron:       typical prediction in the refinement coder (off only to study it).
+    carry_contexts: CARRY (module doc): smaller clips; False writes inter frames that are standard
+                  refinement regions (each exports as a .jb2).
 
     Inter frames use GRTEMPLATE 0 or 1, both coded on every ``TEMPLATE_TRIAL``-th inter frame and
     the winner kept in between. The output's every byte is counted by the caller's rate (a
@@ -293,7 +305,8 @@ def encode_clip(maps, key_interval: int = 30, motion: bool = True, max_motion: i
     if not 1 <= key_interval <= 0xFFFF:
         raise ValueError(f"key_interval must be 1..65535, got {key_interval}")
     intra = dict(intra or {})
-    parts = [_header(w, h, t, key_interval)]
+    parts = [_header(w, h, t, key_interval, CARRY if carry_contexts else 0)]
+    carried = None
     rate = None  # intra bytes per edge pixel of the last intra frame
     template, since = 0, 0  # the inter template chosen last, inter frames since
     max_motion = int(min(max(max_motion, 0), MAX_MOTION)) if motion else 0
@@ -310,7 +323,8 @@ def encode_clip(maps, key_interval: int = 30, motion: bool = True, max_motion: i
             # now and then and the winner kept in between, which costs one coding per frame
             trial = (0, 1) if since % TEMPLATE_TRIAL == 0 else (template,)
             ref = shifted(clip[i - 1], dx, dy)
-            (body, template), kind, since = _inter(cur, ref, trial, tpgron), INTER, since + 1
+            body, template, cx = _inter(cur, ref, trial, tpgron, carried)
+            kind, since = INTER, since + 1
             # intra is coded too when it may win: the estimate says so, or the inter frame grew
             # more than twice over the last one (a scene cut makes the estimate's rate stale)
             if rate is None or len(body) >= intra_retry * rate * max(ones, 1) or len(body) > 2 * last:
@@ -323,6 +337,9 @@ def encode_clip(maps, key_interval: int = 30, motion: bool = True, max_motion: i
             rate = len(body) / max(ones, 1)
         if kind == INTRA:
             since = 0
+            carried = {0: jbig2_refine.contexts(), 1: jbig2_refine.contexts()} if carry_contexts else None
+        elif carried is not None:
+            carried[template] = cx
         last = len(body)
         parts.append(_record(i, kind, dx, dy, body))
         coarse.pop(i - 1, None)
@@ -389,15 +406,15 @@ def _read_header(buf, limits: Limits):
     version, flags, w, h, frames, key_interval = _HEADER.unpack_from(buf, 8)
     if version != VERSION:
         raise JBIG2Error(f"clip version {version} is not supported (this decoder reads version {VERSION})")
-    if flags:
-        raise JBIG2Error(f"clip header flags 0x{flags:02X}: reserved bits shall be 0")
+    if flags & ~CARRY:
+        raise JBIG2Error(f"clip header flags 0x{flags:02X}: bits 1-7 are reserved and shall be 0")
     if w == 0 or h == 0 or frames == 0 or key_interval == 0:
         raise JBIG2Error(f"clip header declares {frames} frame(s) of {w}x{h}, key interval {key_interval}: "
                          f"none may be 0")
     if w * h * frames > limits.max_pixels:
         raise JBIG2Error(f"{frames} frame(s) of {w}x{h} exceed the pixel cap ({limits.max_pixels}); raise "
                          f"Limits.max_pixels if the clip is genuine")
-    return w, h, frames, key_interval
+    return w, h, frames, key_interval, flags
 
 
 def _read_head(buf, pos):
@@ -457,7 +474,7 @@ def _resync(buf, pos, expected, t, chunk=1 << 16):
     return None
 
 
-def _decode_inter(body, reference, work, guard):
+def _decode_inter(body, reference, work, guard, carried=None):
     """One refinement body (7.4.7 segment data) against the displaced previous frame -> ``[H,W]`` uint8."""
     h, w = reference.shape
     if len(body) < 18:
@@ -485,7 +502,9 @@ def _decode_inter(body, reference, work, guard):
     need = jbig2_refine.decode_memory(h, w, template, at)
     guard.take(need, f"refinement region {w}x{h}")
     try:
-        return jbig2_refine.decode_refinement(body[18 + n_at:], h, w, reference, 0, 0, template, at, tpgron)
+        cx = None if carried is None else carried[template]
+        return jbig2_refine.decode_refinement(body[18 + n_at:], h, w, reference, 0, 0, template, at, tpgron,
+                                              cx=cx)
     finally:
         guard.give(need)
 
@@ -504,19 +523,23 @@ def _decode_intra(body, h, w, work, guard):
         guard.give(h * w)
 
 
-def _decode_frame(rec, body, frames, prev_ok, work, guard):
-    """Decode one record into ``frames[rec.index]``; False when its reference frame is lost."""
+def _decode_frame(rec, body, frames, prev_ok, work, guard, carried=None):
+    """Decode one record into ``frames[rec.index]``; False when its reference frame is lost.
+    ``carried``: the CARRY contexts by template (reset here at an intra frame), or None."""
     _, h, w = frames.shape
     if rec.kind == INTRA:
         if rec.dx or rec.dy:
             raise JBIG2Error(f"an intra frame carries motion ({rec.dx}, {rec.dy})")
         frames[rec.index] = _decode_intra(body, h, w, work, guard)
+        if carried is not None:
+            carried[0], carried[1] = jbig2_refine.contexts(), jbig2_refine.contexts()
         return True
     if not prev_ok:
         return False
     guard.take(h * w, "the displaced reference")
     try:
-        frames[rec.index] = _decode_inter(body, shifted(frames[rec.index - 1], rec.dx, rec.dy), work, guard)
+        frames[rec.index] = _decode_inter(body, shifted(frames[rec.index - 1], rec.dx, rec.dy), work, guard,
+                                          carried)
     finally:
         guard.give(h * w)
     return True
@@ -541,8 +564,12 @@ def _decode_clip(data, on_error, limits: Limits):
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     guard, buf = jbig2.guarded_input(data, limits, "clip")
-    w, h, t, _ = _read_header(buf, limits)
+    w, h, t, _, flags = _read_header(buf, limits)
     guard.take(t * w * h, f"{t} frame(s) of {w}x{h}")
+    carried = None
+    if flags & CARRY:
+        guard.take(2 << 13, "the carried contexts")
+        carried = {0: jbig2_refine.contexts(), 1: jbig2_refine.contexts()}
     frames = np.zeros((t, h, w), np.uint8)
     work = [min(limits.work_for(len(data)), limits.max_pixels)]
     lost: List[int] = []
@@ -562,7 +589,7 @@ def _decode_clip(data, on_error, limits: Limits):
             expected, prev_ok = head[0].index, False
         rec, start, crc = head
         try:
-            prev_ok = _decode_frame(rec, _body(buf, rec, start, crc), frames, prev_ok, work, guard)
+            prev_ok = _decode_frame(rec, _body(buf, rec, start, crc), frames, prev_ok, work, guard, carried)
         except JBIG2Error as e:
             if on_error == "raise":
                 raise JBIG2Error(f"frame {rec.index}: {e}") from None
@@ -572,6 +599,8 @@ def _decode_clip(data, on_error, limits: Limits):
             lost.append(rec.index)
         pos, expected = start + rec.nbytes, expected + 1
     lost += range(expected, t)
+    if carried is not None:
+        guard.give(2 << 13)
     if on_error == "raise" and pos != len(buf):
         raise JBIG2Error(f"{len(buf) - pos} bytes after the last frame record")
     return DecodedClip(frames, tuple(lost)), guard
@@ -581,7 +610,7 @@ def describe_clip(data) -> dict:
     """Header fields and every frame record (kind, motion, body bytes) without decoding; raises
     :class:`JBIG2Error` at the first damaged record."""
     buf = memoryview(bytes(data))
-    w, h, t, key_interval = _read_header(buf, Limits(max_input=max(len(buf), 1), max_pixels=1 << 62))
+    w, h, t, key_interval, flags = _read_header(buf, Limits(max_input=max(len(buf), 1), max_pixels=1 << 62))
     records, pos = [], HEADER_BYTES
     for i in range(t):
         rec, start, crc = _read_head(buf, pos)
@@ -590,8 +619,8 @@ def describe_clip(data) -> dict:
             raise JBIG2Error(f"record of frame {rec.index} where frame {i} was due")
         records.append(rec)
         pos = start + rec.nbytes
-    return dict(width=w, height=h, frames=t, key_interval=key_interval, records=records,
-                overhead=HEADER_BYTES + RECORD_BYTES * t)
+    return dict(width=w, height=h, frames=t, key_interval=key_interval, carry=bool(flags & CARRY),
+                records=records, overhead=HEADER_BYTES + RECORD_BYTES * t)
 
 
 def frame_file(data, index: int, reference: Optional[np.ndarray] = None) -> bytes:
@@ -614,6 +643,10 @@ def frame_file(data, index: int, reference: Optional[np.ndarray] = None) -> byte
     w, h = info["width"], info["height"]
     if rec.kind == INTRA:
         return _page_file(w, h, bytes(body))
+    if info["carry"]:
+        raise ValueError(f"frame {index} is an inter frame of a clip that carries its contexts (CARRY): it "
+                         f"is not a standalone T.88 region; only intra frames export (code the clip with "
+                         f"carry_contexts=False to export inter frames)")
     if reference is None:
         raise ValueError(f"frame {index} is an inter frame: pass the decoded frame {index - 1} as reference")
     if np.shape(reference) != (h, w):
