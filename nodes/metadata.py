@@ -160,7 +160,9 @@ class MetaVSRDepthEstimate:
         frames = to_numpy(_check.image("images", images, channels=(3,), min_size=8))
         dev = torch_device() if device == "auto" else "cpu"
         try:
-            net = _DEPTH_CACHE.get(os.path.join(path, "config.json"), (str(dev),), lambda: depth_model.load(path, dev))
+            weights = os.path.join(path, "model.safetensors")  # a replaced weight file reloads
+            key = weights if os.path.isfile(weights) else os.path.join(path, "config.json")
+            net = _DEPTH_CACHE.get(key, (str(dev), path), lambda: depth_model.load(path, dev))
         except depth_model.DepthModelError as e:
             raise _check.MetaVSRInputError(f"model: {e}") from None
         t = frames.shape[0]

@@ -10,7 +10,7 @@ from ..models.orchestrator import clip as orch_clip
 from ..models.orchestrator import gate as gate_mod
 from ..models.orchestrator.candidates import Option, grid
 from ..models.receivers.base import SR_MODEL_TYPE, Configured, Receiver
-from ..models.report.rd_figure import _figure, draw_rd
+from ..models.report import plan_image
 from . import _check
 from ._comfy import Progress, soft_empty_cache
 from ._convert import to_image, to_mask, to_numpy
@@ -71,36 +71,6 @@ class MetaVSRContentAnalysis:
         means = {k: float(np.mean(v)) for k, v in per.items()}
         return {"ui": {"text": [table]}, "result": (
             table, longest.label, means["text"], means["edges"], means["motion"], means["flat"], means["luma"])}
-
-
-def _plan_plot(plan, width=900, height=380):
-    """RD of fixed choices vs orchestrated (left) and J of every candidate per segment (right)."""
-    fig = _figure(width, height)
-    ax = fig.add_subplot(1, 2, 1)
-    curves = [dict(name=label, marker="o", ms=3, lw=1.0, rates=[p["bpp"] for p in pts],
-                   qualities=[p["psnr"] for p in pts]) for label, pts in plan.fixed.items()]
-    curves.append(dict(name="orchestrated", marker="^", ms=4, lw=2.2, color="k",
-                       rates=[p["bpp"] for p in plan.curve], qualities=[p["psnr"] for p in plan.curve]))
-    draw_rd(ax, curves, xlabel="bits per HR pixel", ylabel="PSNR (dB)", title="fixed vs orchestrated", font=8.0)
-    pixels = sum(rows[0]["pixels"] for rows in plan.table.values())
-    chosen_bpp = plan.bits / pixels
-    ax.axvline(chosen_bpp, color="tab:red", lw=1, ls=":")
-    ax2 = fig.add_subplot(1, 2, 2)
-    from ..models.metrics import distortion
-    for (name, rows), seg in zip(plan.table.items(), plan.segments):
-        j = [float(distortion(r["psnr"], "psnr")) * r["pixels"] + plan.lam * r["bits"] for r in rows]
-        j = np.array(j) / rows[0]["pixels"]
-        line, = ax2.plot(j, lw=1.0, label=f"{name} {seg['bucket']}")
-        k = [r["candidate"] for r in rows].index(seg["choice"])
-        ax2.plot([k], [j[k]], "o", color=line.get_color(), ms=6)
-    ax2.set_title(f"J per HR pixel at lambda {plan.lam:.3g} (dot: chosen)", fontsize=9)
-    ax2.set_xlabel("candidate (quality-major, options within)", fontsize=8)
-    ax2.tick_params(labelsize=7)
-    ax2.grid(True, alpha=0.3)
-    ax2.legend(fontsize=6, loc="best")
-    fig.tight_layout()
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float32)[None] / 255.0
 
 
 def _receiver(sr_model):
@@ -188,7 +158,7 @@ class MetaVSROrchestrateMetadata:
         table = plan.text()
         gate = dict(present=plan.present.copy(), table=table)
         return {"ui": {"text": [table]}, "result": (to_image(plan.lr), to_mask(plan.edges), gate, plan.bits,
-                                                     table, to_image(_plan_plot(plan)))}
+                                                     table, to_image(plan_image(plan)[None]))}
 
 
 @node("MetaVSR/orchestrate",

@@ -6,6 +6,7 @@ runs with any receiver.
 """
 import torch
 
+from ..models.orchestrator.clip import receive_present
 from ..models.receivers.base import SR_MODEL_TYPE, Configured, Receiver, ReceiverInputError
 from . import _check
 from ._comfy import Progress, soft_empty_cache
@@ -77,7 +78,6 @@ class MetaVSRSuperResolve:
                                                f"of the same clip.")
             if set(metadata) != {"edges"}:
                 raise _check.MetaVSRInputError("gate: gates edge metadata only; disconnect depth or the gate.")
-            from ..models.orchestrator.clip import receive_present
             try:
                 out = receive_present(sr_model.receiver, lr.numpy(), metadata["edges"][..., 0].numpy(), present,
                                       sr_model.options, progress)

@@ -30,16 +30,13 @@ import numpy as np
 
 from ..codec.jpeg import to_uint8
 from ..metrics.temporal import dis_flow
+from .canny import _grey
 
 SCORES = ("text", "edges", "motion", "flat", "colours", "luma", "faces")
 CUT = 0.5
 TEXT_MIN, FLAT_MIN, FLAT_COLOURS, LOW_LIGHT, MOTION_MIN = 0.15, 0.45, 48, 0.2, 3.0
 COVER = 0.9
 BUCKETS = ("text", "faces", "low-light", "flat", "motion", "natural")
-
-
-def _grey(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(to_uint8(frame), cv2.COLOR_RGB2GRAY)
 
 
 def text_score(grey: np.ndarray) -> float:

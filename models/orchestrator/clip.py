@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import torch
 
 from .. import link
 from ..metadata import content
@@ -107,7 +106,3 @@ def receive_present(receiver, lr: np.ndarray, edges: Optional[np.ndarray], prese
             out = np.zeros((len(lr),) + sr.shape[1:], np.float32)
         out[idx] = sr
     return out
-
-
-def as_tensor(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..experiment import bd_points, hull_points
 from ..metadata import content
-from ..metrics import metric
+from ..metrics import distortion, metric
 from ..receivers.base import RunOptions
 from . import operational as op
 from . import predictive
@@ -41,7 +41,6 @@ def split(categories: Dict[str, str]) -> Sequence[str]:
 
 
 def _j(p: dict, lam: float, key: str) -> float:
-    from ..metrics import distortion
     return float(distortion(p[key], key)) * p["pixels"] + lam * p["bits"]
 
 

@@ -9,6 +9,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from ..metrics import distortion
+
 _MARKERS = "osD^v<>p"
 
 
@@ -62,6 +64,37 @@ def rd_image(curves: Sequence[dict], width: int, height: int, **kw) -> np.ndarra
     """One RD panel as an ``[H,W,3]`` float32 0..1 image (the RD Curve node's output)."""
     fig = _figure(width, height)
     draw_rd(fig.add_subplot(1, 1, 1), curves, **kw)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float32) / 255.0
+
+
+def plan_image(plan, width: int = 900, height: int = 380) -> np.ndarray:
+    """An orchestrator's :class:`~models.orchestrator.clip.Plan` as one ``[H,W,3]`` float32 0..1 image:
+    RD of every fixed choice against the orchestrated curve (left), J of every candidate per segment
+    at the plan's lambda, the chosen one dotted (right). The MetaVSR Orchestrate Metadata node's plot."""
+    fig = _figure(width, height)
+    ax = fig.add_subplot(1, 2, 1)
+    curves = [dict(name=label, marker="o", ms=3, lw=1.0, rates=[p["bpp"] for p in pts],
+                   qualities=[p["psnr"] for p in pts]) for label, pts in plan.fixed.items()]
+    curves.append(dict(name="orchestrated", marker="^", ms=4, lw=2.2, color="k",
+                       rates=[p["bpp"] for p in plan.curve], qualities=[p["psnr"] for p in plan.curve]))
+    draw_rd(ax, curves, xlabel="bits per HR pixel", ylabel="PSNR (dB)", title="fixed vs orchestrated", font=8.0)
+    pixels = sum(rows[0]["pixels"] for rows in plan.table.values())
+    chosen_bpp = plan.bits / pixels
+    ax.axvline(chosen_bpp, color="tab:red", lw=1, ls=":")
+    ax2 = fig.add_subplot(1, 2, 2)
+    for (name, rows), seg in zip(plan.table.items(), plan.segments):
+        j = [float(distortion(r["psnr"], "psnr")) * r["pixels"] + plan.lam * r["bits"] for r in rows]
+        j = np.array(j) / rows[0]["pixels"]
+        line, = ax2.plot(j, lw=1.0, label=f"{name} {seg['bucket']}")
+        k = [r["candidate"] for r in rows].index(seg["choice"])
+        ax2.plot([k], [j[k]], "o", color=line.get_color(), ms=6)
+    ax2.set_title(f"J per HR pixel at lambda {plan.lam:.3g} (dot: chosen)", fontsize=9)
+    ax2.set_xlabel("candidate (quality-major, options within)", fontsize=8)
+    ax2.tick_params(labelsize=7)
+    ax2.grid(True, alpha=0.3)
+    ax2.legend(fontsize=6, loc="best")
     fig.tight_layout()
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float32) / 255.0
