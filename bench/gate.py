@@ -9,6 +9,14 @@ same map moved by 2, 3, 4 or 6 px in one of 8 directions (shift); random pixels 
 Image sets: photo crops the level test was set on and held-out ones; rendered text pages and flat
 cartoons (models/orchestrator/mixed_set.py, every third a cartoon; the other frame is another
 render) the z test was set on (seed 5) and held-out ones (seed 11). Prints acceptance rates.
+
+--signed: the sender's signature check instead (gate.sign). The LR is a JPEG base layer (quality 75)
+that the sender decodes with libjpeg-turbo and signs, and the receiver decodes with FFmpeg's decoder
+(PyAV), a different decoder; the corrupted maps are checked against the same signature. Also how
+often the LN / HN channel's LR is recognised as altered (then the blind tests decide).
+
+--channel LN|HN: the received LR goes through that channel (noise, blur) as well; signed, it is
+then recognised as altered and the blind tests decide on the noisy LR.
 """
 import argparse
 import os
@@ -90,6 +98,9 @@ def main():
     ap.add_argument("--density", type=float, default=0.04, help="Canny at this edge density per crop")
     ap.add_argument("--thresholds", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                     help="fixed Canny thresholds instead (MetaSR's setting, e.g. 100 200)")
+    ap.add_argument("--signed", action="store_true", help="the signed check (JPEG base layer, another decoder "
+                    "at the receiver) instead of the blind tests")
+    ap.add_argument("--channel", choices=("NN", "LN", "HN"), default="NN", help="channel on the received LR")
     ap.add_argument("--damage", action="store_true", help="also run the shipped receiver: what corrupted maps "
                     "cost with the gate on and off")
     a = ap.parse_args()
@@ -106,18 +117,65 @@ def main():
             ("renders", lambda: render_cases(45, a.size, a.density, 5)),
             ("renders held-out", lambda: render_cases(60, a.size, a.density, 11)))
     damage = []
+    if a.signed:
+        print("signed: JPEG q75 base layer, signed on libjpeg-turbo's decode, checked on FFmpeg's; "
+              f"max deviation {gate.MAX_DEVIATION}; altered = share of LN / HN channel LRs recognised as altered")
     for label, make in sets:
         c = make()
-        acc = {k: np.array([gate.check_edges(lr, e).accepted[0] for lr, e, *_ in v]) for k, v in c.items()}
+        if a.channel != "NN" and not a.signed:
+            c = _through(c, a.channel)
+        if a.signed:
+            c, acc, altered = _signed(c, a.channel)
+        else:
+            acc = {k: np.array([gate.check_edges(lr, e).accepted[0] for lr, e, *_ in v]) for k, v in c.items()}
         by = {d: 1 - acc["shift"][[i for i, (_, _, dd, _) in enumerate(c["shift"]) if dd == d]].mean()
               for d in (2, 3, 4, 6)}
         print(f"{label:>16} | {acc['true'].mean():13.3f} | {1 - acc['shift'].mean():14.3f} | "
               f"{1 - acc['random'].mean():15.3f} | {1 - acc['other'].mean():14.3f} | "
-              + "  ".join(f"{d}: {v:.2f}" for d, v in by.items()), flush=True)
+              + "  ".join(f"{d}: {v:.2f}" for d, v in by.items())
+              + (f" | altered LN {altered['LN']:.3f}, HN {altered['HN']:.3f}" if a.signed else ""), flush=True)
         if a.damage:
             damage.append((label, c, acc))
     if a.damage:
         _damage(damage)
+
+
+def _ffmpeg_decode(stream) -> np.ndarray:
+    import av
+    return np.stack([av.CodecContext.create("mjpeg", "r").decode(av.Packet(p))[0].to_ndarray(format="rgb24")
+                     for p in stream.payload]).astype(np.float32) / 255
+
+
+def _through(c, channel):
+    """Cases with every LR through ``channel`` (seeded per case)."""
+    from metavsr.models.codec.degrade import REGIMES, channel_degrade
+    return {k: [(channel_degrade(lr, *REGIMES[channel], seed=i), *rest) for i, (lr, *rest) in enumerate(v)]
+            for k, v in c.items()}
+
+
+def _signed(c, channel="NN"):
+    """Cases with the LR replaced by the receiver's decode of a JPEG base layer (through ``channel``),
+    the signed gate's decisions per kind, and the share of channel-degraded LRs recognised as altered.
+    The sender signs the clean decode (it cannot know the channel)."""
+    from metavsr.models.codec.degrade import REGIMES, channel_degrade
+    from metavsr.models.codec.jpeg import jpeg_decode, jpeg_encode
+    from metavsr.models.orchestrator import gate
+    out, acc, altered = {k: [] for k in c}, {k: [] for k in c}, {"LN": [], "HN": []}
+    for i, (lr, e_true, *_rest) in enumerate(c["true"]):
+        stream = jpeg_encode(lr, 75)
+        sent = jpeg_decode(stream)
+        sig = gate.sign(sent, e_true)
+        received = _ffmpeg_decode(stream)
+        if channel != "NN":
+            received = channel_degrade(received, *REGIMES[channel], seed=i)
+        for k in c:
+            _, e, tag, hr = c[k][i]
+            out[k].append((received, e, tag, hr))
+            acc[k].append(gate.check_edges(received, e, signature=sig).accepted[0])
+        for reg in altered:
+            noisy = channel_degrade(sent, *REGIMES[reg], seed=i)
+            altered[reg].append(gate.check_edges(noisy, e_true, signature=sig).check(0) == "blind, LR altered")
+    return out, {k: np.array(v) for k, v in acc.items()}, {k: float(np.mean(v)) for k, v in altered.items()}
 
 
 def _damage(sets, limits=(1.0, 1.05)):

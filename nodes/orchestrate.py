@@ -85,8 +85,9 @@ def _receiver(sr_model):
       ("IMAGE", "lr_images", "The received base layer [T,h,w,3]: each segment at its chosen JPEG quality, "
                              "through the channel regime."),
       ("MASK", "edges", "Decoded edge maps [T,H,W] (empty on frames sent without edges)."),
-      (GATE_TYPE, "gate", "Which frames carry edges; connect to MetaVSR Verify Metadata or Super-Resolve."),
-      ("INT", "bits", "Total bits sent: base layers + edge streams + one option byte a segment."),
+      (GATE_TYPE, "gate", "Which frames carry edges, and the gate signature of their maps; connect to MetaVSR "
+                          "Verify Metadata or Super-Resolve."),
+      ("INT", "bits", "Total bits sent: base layers + edge streams + gate signatures + one option byte a segment."),
       ("STRING", "table", "Per segment: bucket, chosen quality / metadata, bits and simulated PSNR."),
       ("IMAGE", "plot", "RD of every fixed choice against the orchestrated one, and J per candidate."))
 class MetaVSROrchestrateMetadata:
@@ -156,22 +157,23 @@ class MetaVSROrchestrateMetadata:
         finally:
             soft_empty_cache()
         table = plan.text()
-        gate = dict(present=plan.present.copy(), table=table)
+        gate = dict(present=plan.present.copy(), table=table, signature=plan.signature)
         return {"ui": {"text": [table]}, "result": (to_image(plan.lr), to_mask(plan.edges), gate, plan.bits,
                                                      table, to_image(plan_image(plan)[None]))}
 
 
 @node("MetaVSR/orchestrate",
       (GATE_TYPE, "gate", "Frames whose edges passed (and that carry edges); connect to MetaVSR Super-Resolve."),
-      ("STRING", "table", "Per frame: level, peak and the decision (metadata or pixel-only)."))
+      ("STRING", "table", "Per frame: level, peak, z (and the signature's deviation) and the decision."))
 class MetaVSRVerifyMetadata:
     """The receiver's verification gate (MetaSR Sec. 3.4): checks each frame's decoded edge map
-    against the received LR (edges must lie on the LR's gradient ridges, at their best position) and
-    lets MetaVSR Super-Resolve run the frames that fail pixel-only; with the receiver connected, a
-    second stage also drops maps whose output fits the LR worse than pixel-only. On held-out photo
-    crops the first stage keeps
-    84 % of true maps and rejects 91 % of moved, all random and 95 % of other frames' maps (text
-    pages and cartoons: 88 / 95 / 98 / 98 %)."""
+    against the received LR and lets MetaVSR Super-Resolve run the frames that fail pixel-only.
+    With the gate of MetaVSR Orchestrate Metadata connected, the sender's signature decides (the map's
+    alignment levels on the base layer, 28 bytes a frame): on held-out photo crops read by another JPEG
+    decoder it keeps 99 % of true maps and rejects every moved, random and other frame's map. Without
+    it, or when the channel altered the LR, blind tests decide (edges on the LR's gradient ridges, at
+    their best position): 84 % kept, 91 % of moved maps rejected. With the receiver connected, a second
+    stage also drops maps whose output fits the LR worse than pixel-only."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -183,9 +185,10 @@ class MetaVSRVerifyMetadata:
             "min_peak": ("FLOAT", {"default": gate_mod.MIN_PEAK, "min": 0.0, "max": 2.0, "step": 0.01, "tooltip":
                          "Level at the map's own place over its best 2-3 px move, at least this (moved maps: below 1)."}),
         }, "optional": {
-            "gate": (GATE_TYPE, {"tooltip": "From MetaVSR Orchestrate Metadata: frames sent without edges stay pixel-only."}),
+            "gate": (GATE_TYPE, {"tooltip": "From MetaVSR Orchestrate Metadata: frames sent without edges stay pixel-only, "
+                     "and its signature checks the maps (blind tests where the channel altered the LR)."}),
             "sr_model": (SR_MODEL_TYPE, {"tooltip": "Second stage (optional): the receiver, run with and without the edges "
-                         "on the frames that pass; a map whose output fits the LR worse is dropped."}),
+                         "on the frames that pass the blind tests; a map whose output fits the LR worse is dropped."}),
             "max_inconsistency": ("FLOAT", {"default": gate_mod.MAX_INCONSISTENCY, "min": 1.0, "max": 10.0, "step": 0.01,
                                   "tooltip": "Second stage: the with-edges output may fit the LR at most this much worse "
                                              "(downscaled MSE ratio) than pixel-only."}),
@@ -201,15 +204,24 @@ class MetaVSRVerifyMetadata:
             raise _check.MetaVSRInputError(f"edges: {e.shape[2]}x{e.shape[1]} is smaller than the LR frames; connect "
                                            f"the HR-size decoded map.")
         binary = (e > 0.5).astype(np.uint8)
-        res = gate_mod.check_edges(lr, binary, _check.number("min_level", min_level, 0, 10),
-                                   _check.number("min_peak", min_peak, 0, 2))
         sent = np.ones(len(lr), bool)
+        signature = None
         if gate is not None:
             sent = np.asarray(gate.get("present"), bool) if isinstance(gate, dict) else None
-            if sent is None or sent.shape != res.accepted.shape:
+            if sent is None or sent.shape != (len(lr),):
                 raise _check.MetaVSRInputError("gate: not a gate for these frames; connect the gate of the same clip.")
-        if sr_model is not None:
-            res = self._second_stage(_receiver(sr_model), lr, binary, res, res.accepted & sent,
+            signature = gate.get("signature")
+        try:
+            res = gate_mod.check_edges(lr, binary, _check.number("min_level", min_level, 0, 10),
+                                       _check.number("min_peak", min_peak, 0, 2), signature=signature)
+        except ValueError as err:
+            if signature is None:
+                raise
+            raise _check.MetaVSRInputError(f"{err}.") from None
+        if sr_model is not None:   # a frame the signature decided needs no second look
+            signed = np.array([res.check(i) == "signature" for i in range(len(lr))]) if signature is not None \
+                else np.zeros(len(lr), bool)
+            res = self._second_stage(_receiver(sr_model), lr, binary, res, res.accepted & sent & ~signed,
                                      _check.number("max_inconsistency", max_inconsistency, 1.0, 10.0))
         present = res.accepted & sent
         table = res.table()

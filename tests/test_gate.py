@@ -72,3 +72,96 @@ def test_second_stage_drops_maps_whose_output_fits_the_lr_worse():
     assert kept.accepted.tolist() == [True, True]
     with pytest.raises(ValueError, match="consistency ratios"):
         gate.second_stage(first, r[:1])
+
+
+# ----------------------------------------------------------------------------- signed check
+
+def _crops(name="clock", n=6, size=128, seed=3):
+    """HR crops of a registry image and their Canny maps at 4 % density."""
+    import skimage.data
+    from metavsr.models.metadata.canny import canny_for_density
+    img = getattr(skimage.data, name)()
+    img = (np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3]).astype(np.float32) / 255
+    rng = np.random.default_rng(seed)
+    hr = np.stack([img[y:y + size, x:x + size] for y, x in
+                   zip(rng.integers(0, img.shape[0] - size, n), rng.integers(0, img.shape[1] - size, n))])
+    return hr, canny_for_density(hr, 0.04)[0]
+
+
+def _ffmpeg(stream):
+    """The JPEG base layer read by FFmpeg's decoder (PyAV), not libjpeg-turbo: another receiver."""
+    av = pytest.importorskip("av")
+    out = []
+    for p in stream.payload:
+        frame = av.CodecContext.create("mjpeg", "r").decode(av.Packet(p))[0]
+        out.append(frame.to_ndarray(format="rgb24").astype(np.float32) / 255)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("name", ["clock", "chelsea"])
+def test_signature_keeps_true_maps_another_decoder_reads_and_rejects_moved_ones(name):
+    """The motion-blurred clock: its maps hold streaks finer than the LR, where the blind tests cannot
+    tell a map from the same map moved; the sender's signature can. The cat: colour, so the two
+    JPEG decoders' chroma upsampling differs by several levels."""
+    from metavsr.models.codec.jpeg import jpeg_decode, jpeg_encode
+    hr, e = _crops(name)
+    keep = e.reshape(len(e), -1).mean(1) > 0.01     # crops with edges (an empty map has nothing to move)
+    hr, e = hr[keep], e[keep]
+    assert len(e) >= 3
+    stream = jpeg_encode(downscale(hr, 4, "bicubic"), 75)
+    sig = gate.sign(jpeg_decode(stream), e)
+    lr = _ffmpeg(stream)
+    assert np.abs(lr - jpeg_decode(stream)).max() > (0.5 if name == "clock" else 3.5) / 255   # they really differ
+    ok = gate.check_edges(lr, e, signature=sig)
+    assert ok.all_accepted and all(ok.check(i) == "signature" for i in range(len(e)))
+    assert np.all(ok.deviation < gate.MAX_DEVIATION)
+    blind_moved = signed_moved = 0
+    for dx, dy in ((2, 0), (-2, 0), (0, 2), (0, -2), (2, 2), (-3, 2), (4, -4), (0, 6)):
+        moved = np.roll(e, (dy, dx), axis=(1, 2))
+        signed_moved += gate.check_edges(lr, moved, signature=sig).accepted.sum()
+        blind_moved += gate.check_edges(lr, moved).accepted.sum()
+    assert signed_moved == 0
+    assert blind_moved > 0 or name != "clock"      # the blind tests let some through here
+    other = gate.check_edges(lr, e[::-1], signature=sig)
+    assert not other.accepted.any()
+    rnd = (np.random.default_rng(1).random(e.shape) < e.mean()).astype(np.uint8)
+    assert not gate.check_edges(lr, rnd, signature=sig).accepted.any()
+
+
+def test_an_altered_lr_falls_back_to_the_blind_tests():
+    from metavsr.models.codec.degrade import REGIMES, channel_degrade
+    hr, lr = _scene()
+    e = canny_edges(hr, 50, 120)
+    sig = gate.sign(lr, e)
+    noisy = channel_degrade(lr, *REGIMES["HN"], seed=0)
+    signed, blind = gate.check_edges(noisy, e, signature=sig), gate.check_edges(noisy, e)
+    assert signed.check(0) == "blind, LR altered" and np.isnan(signed.deviation[0])
+    assert signed.accepted.tolist() == blind.accepted.tolist()
+    assert "LR altered" in signed.table() and "dev" in signed.table()
+
+
+def test_signature_stream_format_and_damage():
+    hr, lr = _scene()
+    e = canny_edges(hr, 50, 120)
+    maps = np.concatenate([e, np.zeros_like(e)])
+    sig = gate.sign(np.concatenate([lr, lr]), maps)
+    assert sig.codec == "gate-signature" and sig.shape == (2, 128, 128, 1)
+    assert [len(p) for p in sig.payload] == [gate.RECORD_BYTES, 0] == [28, 0]
+    assert sig.nbytes == gate.signature_nbytes(maps)
+    rec = gate.read_signature(sig, 2)
+    assert rec[1] is None
+    np.testing.assert_allclose(rec[0][:gate.FINGERPRINT], gate.fingerprint(lr[0]).astype(np.float64))
+    levels = gate.scores(gate.gradient(lr[0], (128, 128)), e[0])[0]   # own level over the plain mean
+    assert levels > rec[0][gate.FINGERPRINT] > 0.5 * levels            # the floor lowers it a little
+    # a frame the sender sent without edges refuses any map the receiver holds for it
+    r = gate.check_edges(np.concatenate([lr, lr]), np.concatenate([e, e]), signature=sig)
+    assert r.accepted.tolist() == [True, False] and np.isinf(r.deviation[1])
+    bad = [(dict(payload=(sig.payload[0][:27], b"")), "27 bytes"),
+           (dict(payload=(sig.payload[0],)), "covers 1 frame"),
+           (dict(codec="jbig2"), "gate-signature"),
+           (dict(payload=(b"\x7c\x00" * 14, b"")), "non-finite"),
+           (dict(shape=(2, 64, 64, 1)), "64x64 maps")]
+    from dataclasses import replace
+    for change, match in bad:
+        with pytest.raises(ValueError, match=match):
+            gate.check_edges(np.concatenate([lr, lr]), maps, signature=replace(sig, **change))

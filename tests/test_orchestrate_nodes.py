@@ -117,3 +117,32 @@ def test_verify_second_stage_runs_the_receiver(sr_model):
     strict, _ = MetaVSRVerifyMetadata().run(torch.from_numpy(lr), torch.from_numpy(e), 1.5, 0.96, None, sr_model,
                                             1.0)["result"]
     assert strict["present"].tolist() == (ratio <= 1.0).tolist()
+
+
+def test_orchestrated_gate_carries_a_signature_the_verify_node_uses(clip, sr_model):
+    """On a clean channel the sender's signature decides; a map moved on the way is refused; the
+    signature's bytes are in the bits; on the HN channel the LR is altered and blind tests decide."""
+    out = MetaVSROrchestrateMetadata().run(sr_model, torch.from_numpy(clip), "NN", "lambda", 0.0, 100.0,
+                                           "70", "0.04", False, 30.0)
+    lr, edges, gate, bits, table, _ = out["result"]
+    sig = gate["signature"]
+    assert sig.codec == "gate-signature" and gate["present"].any()
+    assert sig.nbytes == 28 * int(gate["present"].sum())
+    rows = [r.split() for r in table.splitlines()[2:-2]]
+    assert bits == sum(int(r[3]) for r in rows)
+    g, vt = MetaVSRVerifyMetadata().run(lr, edges, 1.5, 0.96, gate)["result"]
+    assert g["present"].tolist() == gate["present"].tolist() and "(signature)" in vt
+    # the signature is conclusive: the second stage leaves signed frames as they are (ratio not run)
+    g1, t1 = MetaVSRVerifyMetadata().run(lr, edges, 1.5, 0.96, gate, sr_model, 1.0)["result"]
+    assert g1["present"].tolist() == gate["present"].tolist() and "nan" in t1
+    moved = edges.clone()
+    f = int(np.flatnonzero(gate["present"])[0])
+    moved[f] = torch.roll(moved[f], 2, dims=1)
+    g2, _ = MetaVSRVerifyMetadata().run(lr, moved, 1.5, 0.96, gate)["result"]
+    assert not g2["present"][f]
+    hn = MetaVSROrchestrateMetadata().run(sr_model, torch.from_numpy(clip), "HN", "lambda", 0.0, 100.0,
+                                          "70", "0.04", False, 30.0)["result"]
+    _, t3 = MetaVSRVerifyMetadata().run(hn[0], hn[1], 1.5, 0.96, hn[2])["result"]
+    assert "(blind, LR altered)" in t3
+    with pytest.raises(MetaVSRInputError, match="signature covers"):
+        MetaVSRVerifyMetadata().run(lr[:2], edges[:2], 1.5, 0.96, dict(gate, present=gate["present"][:2]))

@@ -9,8 +9,8 @@ An option is one way to send side information beside the base layer:
 - ``depth``: the sender's depth map quantised to n bits and coded losslessly (PNG / JBIG2 planes),
   only when a depth map is given and the receiver takes depth.
 
-``send(option, hr, depth)`` makes the option's map as the receiver decodes it and its real bits;
-the choice itself travels as one byte per segment (the option's index in the candidate list), which
+``send(option, hr, depth)`` makes the option's map as the receiver decodes it and its real bits
+(for edges, with the verification gate's signature, 28 bytes a frame: ``gate.sign``); the choice itself travels as one byte per segment (the option's index in the candidate list), which
 :data:`SIGNAL_BITS` counts into every orchestrated rate.
 """
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ import numpy as np
 from .. import link
 from ..metadata.depth import DepthCoding
 from ..metadata.edges import EdgeCoding
+from . import gate
 
 SIGNAL_BITS = 8          # one byte per segment names the chosen option (up to 256 options)
 KINDS = ("none", "edges", "depth")
@@ -115,4 +116,7 @@ def send(option: Option, hr: np.ndarray, depth: Optional[np.ndarray] = None
         if depth is None:
             raise ValueError(f"option {option.label}: needs the segment's depth map")
         sent = link.send_metadata("depth", depth, coding=DepthCoding(option.bits, option.coder))
-    return {option.kind: sent.received}, sent.bits, dict(sent.info)
+    bits = sent.bits
+    if option.kind == "edges":   # the gate signature is made from the base layer, at any quality this long
+        bits += 8 * gate.signature_nbytes(sent.received)
+    return {option.kind: sent.received}, bits, dict(sent.info)

@@ -2,7 +2,8 @@
 per segment, choose at a lambda or within a budget, and assemble what crosses the link.
 
     plan = orchestrate_clip(hr, receiver, candidates, regime, lam=... | budget_bits=...)
-    plan.lr [T,h,w,3], plan.edges [T,H,W] (0 where a frame carries none), plan.present [T] bool
+    plan.lr [T,h,w,3], plan.edges [T,H,W] (0 where a frame carries none), plan.present [T] bool,
+    plan.signature: the verification gate's Bitstream("gate-signature") (``gate.sign``)
 
 ``present`` says which frames carry edge metadata; a receiver runs the others pixel-only
 (:func:`receive_present`), so a segment sent without metadata is received exactly as pixel-only.
@@ -13,8 +14,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .. import link
+from ..codec.bitstream import Bitstream
 from ..metadata import content
 from ..receivers.base import RunOptions
+from ..codec.jpeg import jpeg_decode
+from . import gate
 from . import operational as op
 from .candidates import Candidate, send
 
@@ -31,6 +35,7 @@ class Plan:
     lam: float
     fixed: Dict[str, List[dict]] = field(default_factory=dict)
     curve: List[dict] = field(default_factory=list)
+    signature: Optional[Bitstream] = None
 
     def text(self) -> str:
         head = f"{'frames':<7} {'bucket':<9} {'choice':<26} {'bits':>7} {'psnr':>6}"
@@ -63,13 +68,16 @@ def orchestrate_clip(hr: np.ndarray, receiver, candidates: Sequence[Candidate], 
     lr = np.zeros((t, h // link.SCALE, w // link.SCALE, 3), np.float32)
     edges = np.zeros((t, h, w), np.float32)
     present = np.zeros(t, bool)
+    decoded = np.zeros_like(lr)     # the base layer as decoded, before the channel: what the sender signs
     by_label = {c.label: c for c in candidates}
     out = []
     for n, s in zip(names, segs):
         row = table[n][picks[n]]
         c = by_label[row["candidate"]]
         frames = hr[s.start:s.stop]
-        lr[s.start:s.stop] = link.send_base(frames, c.quality, regime, seed).received
+        base = link.send_base(frames, c.quality, regime, seed)
+        lr[s.start:s.stop] = base.received
+        decoded[s.start:s.stop] = jpeg_decode(base.stream)
         maps, _, _ = send(c.option, frames)
         if maps and "edges" in maps:
             edges[s.start:s.stop] = maps["edges"]
@@ -77,8 +85,11 @@ def orchestrate_clip(hr: np.ndarray, receiver, candidates: Sequence[Candidate], 
         out.append(dict(start=s.start, stop=s.stop, bucket=s.label, choice=c.label,
                         bits=row["bits"] + op.SIGNAL_BITS, psnr=row[key]))
     total = sum(s["bits"] for s in out)
+    signature = gate.sign(decoded, edges)
+    # the rows counted it from the maps alone; the stream must be what they counted
+    assert signature.nbytes == gate.signature_nbytes(edges), (signature.nbytes, gate.signature_nbytes(edges))
     return Plan(lr, edges, present, int(total), out, table, float(lam), op.fixed_curves(table, key),
-                op.sweep(table, key))
+                op.sweep(table, key), signature)
 
 
 def receive_present(receiver, lr: np.ndarray, edges: Optional[np.ndarray], present: Optional[np.ndarray],

@@ -88,8 +88,11 @@ def digest(frames: np.ndarray, depth: Optional[np.ndarray] = None) -> str:
     return h.hexdigest()[:20]
 
 
+CACHE_VERSION = "2"    # 2: edge rates count the gate signature
+
+
 def _key(seg_digest, regime, seed, receiver_name, cand: Candidate, metrics, options) -> str:
-    return "|".join((seg_digest, regime, str(seed), receiver_name, cand.label, ",".join(metrics),
+    return "|".join((CACHE_VERSION, seg_digest, regime, str(seed), receiver_name, cand.label, ",".join(metrics),
                      repr(options)))
 
 
