@@ -64,15 +64,8 @@ def test_workflow_runs(path, monkeypatch):
         assert results[nid][1], f"output node {nid} produced nothing"
 
 
-def test_stream_vsr_runs_with_a_tiny_stream_folder(tmp_path, monkeypatch):
-    """stream_vsr.json needs the released weights; its graph runs end to end with the tiny random
-    Stream-DiffVSR of the tests under the released name, on the shipped sample clip."""
-    import stream_fixtures
-    stream_fixtures.make_folder(str(tmp_path / "diffusers" / "Stream-DiffVSR"), seed=0)
-    monkeypatch.setenv("METAVSR_MODELS", str(tmp_path))
+def _stream_vsr_results(wf, monkeypatch):
     monkeypatch.setenv("METAVSR_INPUT_DIR", os.path.join(ROOT, "workflows"))
-    with open(os.path.join(ROOT, "workflows", "stream_vsr.json")) as f:
-        wf = json.load(f)
     prompt = _ui_to_api().convert(wf, object_info(CLASSES))
     results = execute(prompt, CLASSES)
     by_title = {n.get("title"): str(n["id"]) for n in wf["nodes"]}
@@ -86,6 +79,33 @@ def test_stream_vsr_runs_with_a_tiny_stream_folder(tmp_path, monkeypatch):
     for nid, node in prompt.items():
         if getattr(CLASSES[node["class_type"]], "OUTPUT_NODE", False):
             assert results[nid][1], f"output node {nid} produced nothing"
+    return results, by_title
+
+
+def test_stream_vsr_runs_with_the_embedded_streaming_receiver(monkeypatch):
+    """stream_vsr.json as shipped: the embedded streaming model, no download; causal is steadier."""
+    with open(os.path.join(ROOT, "workflows", "stream_vsr.json")) as f:
+        wf = json.load(f)
+    loader = next(n for n in wf["nodes"] if n["type"] == "MetaVSRLoadEmbeddedReceiver")
+    assert loader["widgets_values"][0] == "tiny_stream_x4.safetensors"
+    results, by_title = _stream_vsr_results(wf, monkeypatch)
+    ewarp = {label: float(results[by_title[f"temporal metrics: {label}"]][0][2][0])
+             for label in ("causal", "per frame")}
+    assert ewarp["causal"] < ewarp["per frame"]
+
+
+def test_stream_vsr_runs_with_stream_diffvsr_swapped_in(tmp_path, monkeypatch):
+    """The README's swap: the loader replaced by MetaVSR Load Stream-DiffVSR (the tiny random folder
+    of the tests under the released name) runs the same graph end to end."""
+    import stream_fixtures
+    stream_fixtures.make_folder(str(tmp_path / "diffusers" / "Stream-DiffVSR"), seed=0)
+    monkeypatch.setenv("METAVSR_MODELS", str(tmp_path))
+    with open(os.path.join(ROOT, "workflows", "stream_vsr.json")) as f:
+        wf = json.load(f)
+    loader = next(n for n in wf["nodes"] if n["type"] == "MetaVSRLoadEmbeddedReceiver")
+    loader["type"] = "MetaVSRLoadStreamDiffVSR"
+    loader["widgets_values"] = ["Stream-DiffVSR", "fp16", "dis", "none", 4, 0, 64, 0, "fixed", False, False]
+    _stream_vsr_results(wf, monkeypatch)
 
 
 def test_star_vsr_runs_with_tiny_star_files(tmp_path, monkeypatch):

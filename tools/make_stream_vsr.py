@@ -1,11 +1,12 @@
 """Writes workflows/stream_vsr.json (run from the repo root: python tools/make_stream_vsr.py).
 
 An HR clip (workflows/metavsr_sample_clip.mp4, made by tools/sample_clip.py) is sent as an area x4
-H.264 base layer; the receiver runs Stream-DiffVSR causally (each frame guided by the flow-warped
-previous output, as trained) and per frame (temporal guidance off: every frame runs as a first
-frame), beside bicubic. Temporal metrics (tOF, tLP, E_warp) and frame metrics against the HR clip, the
-receiver's speed line, the base layer's bits, a comparison grid over the clip and an A/B view of
-per-frame against causal. Needs the released weights (models/diffusers/Stream-DiffVSR).
+H.264 base layer; the receiver runs causally (each frame guided by the flow-warped previous output,
+as trained) and per frame (temporal guidance off: every frame runs as a first frame), beside
+bicubic. Temporal metrics (tOF, tLP, E_warp) and frame metrics against the HR clip, the receiver's
+speed line, the base layer's bits, a comparison grid over the clip and an A/B view of per-frame
+against causal. The receiver is the embedded streaming model (ships with the pack, runs on a CPU);
+swap its loader for MetaVSR Load Stream-DiffVSR when models/diffusers/Stream-DiffVSR is present.
 """
 import os
 import sys
@@ -21,9 +22,8 @@ FRAMES, CRF = 10, 23
 def build():
     wf = Workflow(CLASSES)
     hr, base, lr = video_sender(wf, FRAMES, CRF)
-    model = wf.node("MetaVSRLoadStreamDiffVSR", model="Stream-DiffVSR", dtype="fp16", flow="dis",
-                    raft_weights="none", steps=4, tile_size=0, tile_overlap=64, seed=0, compile=False,
-                    edge_hint=False, title="Stream-DiffVSR (causal, 4 steps)")
+    model = wf.node("MetaVSRLoadEmbeddedReceiver", weights="tiny_stream_x4.safetensors", device="auto",
+                    tile_size=192, title="embedded streaming receiver (or Stream-DiffVSR)")
     causal = wf.node("MetaVSRStreamSuperResolve", sr_model=model[0], lr_images=lr[0], continue_stream=False,
                      stream_id="causal", temporal_guidance=True, title="SR causal (temporal guidance)")
     per = wf.node("MetaVSRStreamSuperResolve", sr_model=model[0], lr_images=lr[0], continue_stream=False,
@@ -38,9 +38,9 @@ def build():
     wf.node("PreviewAny", source=rate[0], title="base layer: bits", show=Text(5, 60))
     runs = ((causal, "causal"), (per, "per frame"), (bic, "bicubic"))
     clip_measures(wf, hr, runs, FRAMES)
-    clip_views(wf, hr, bic, per, causal, "HR\nbicubic\nper frame\ncausal (Stream-DiffVSR)", "per frame", "causal")
+    clip_views(wf, hr, bic, per, causal, "HR\nbicubic\nper frame\ncausal (streaming)", "per frame", "causal")
     return wf
 
 
 if __name__ == "__main__":
-    save_workflow(build(), "stream_vsr.json", probe=False)   # needs downloaded weights: show= hints only
+    save_workflow(build(), "stream_vsr.json")

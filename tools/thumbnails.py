@@ -41,7 +41,7 @@ FOCUS = {
     "metasr_cogvideox": ["SR with edge tokens", "SR pixel-only (DOVE-style)", "MetaSR (CogVideoX one-step)"],
     "star_vsr": ["STAR prompt and sampler", "SR: STAR", "STAR (I2VGen-XL, light degradations)"],
     "stream_vsr": ["SR causal (temporal guidance)", "SR per frame (no temporal guidance)",
-                   "Stream-DiffVSR (causal, 4 steps)"],
+                   "embedded streaming receiver (or Stream-DiffVSR)"],
     "orchestrated_sr": ["RD: fixed choices vs orchestrated; J per candidate"],
 }
 

@@ -203,17 +203,29 @@ def sample_channel(rng):
     return 10.0 + 10.0 * (t - 1), 7, 0.8 + 0.4 * (t - 1)
 
 
-def sample_edges(hr: np.ndarray, rng) -> np.ndarray:
-    """A Canny edge map of ``hr`` [H,W,3] float 0..1 at random thresholds -> [H,W] uint8."""
+def edge_params(rng) -> tuple:
+    """Random Canny thresholds and coding mode (0 plain, 1 thinned, 2 half resolution) for
+    :func:`apply_edges`; a clip keeps one draw for all its frames, as a sender would."""
     high = float(np.exp(rng.uniform(np.log(40), np.log(600))))
     low = high * float(rng.uniform(0.3, 0.6))
-    e = canny_edges(hr[None], low, high)[0]
     u = rng.random()
-    if u < 0.2:
+    return low, high, 1 if u < 0.2 else 2 if u < 0.4 else 0
+
+
+def apply_edges(hr: np.ndarray, params: tuple) -> np.ndarray:
+    """Canny edge map of ``hr`` [H,W,3] float 0..1 with :func:`edge_params` -> [H,W] uint8."""
+    low, high, mode = params
+    e = canny_edges(hr[None], low, high)[0]
+    if mode == 1:
         e = edge_rate.thin(e)
-    elif u < 0.4:  # coded at 1/2 resolution, nearest-neighbour upscaled at the receiver
+    elif mode == 2:  # coded at 1/2 resolution, nearest-neighbour upscaled at the receiver
         e = edge_rate.upscale(edge_rate.reduce(e, 2), 2, e.shape)
     return e
+
+
+def sample_edges(hr: np.ndarray, rng) -> np.ndarray:
+    """A Canny edge map of ``hr`` [H,W,3] float 0..1 at random thresholds -> [H,W] uint8."""
+    return apply_edges(hr, edge_params(rng))
 
 
 def sample_pair(img: np.ndarray, rng, crop: int = 160, scale: int = 4, p_edges: float = 0.6):

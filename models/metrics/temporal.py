@@ -77,7 +77,7 @@ def tlp(x: torch.Tensor, y: torch.Tensor, net: str = "alex", weights_dirs=None) 
     return (lx - ly).abs()
 
 
-def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp_image(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -87,7 +87,7 @@ def non_occlusion_mask(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
     """Ruder et al. forward-backward check. fw: flow t->t+1, bw: flow t+1->t, both [H,W,2].
     Returns [H,W] float32, 1 where the pixel of frame t is visible in frame t+1."""
     h, w = fw.shape[:2]
-    bw_at = _warp(bw, fw)  # backward flow sampled where each pixel lands
+    bw_at = warp_image(bw, fw)  # backward flow sampled where each pixel lands
     s = fw + bw_at
     occ = (s ** 2).sum(-1) > 0.01 * ((fw ** 2).sum(-1) + (bw_at ** 2).sum(-1)) + 0.5
     gx, gy = np.meshgrid(np.arange(w), np.arange(h))
@@ -113,7 +113,7 @@ def ewarp(x: torch.Tensor, flow_from: Optional[torch.Tensor] = None) -> torch.Te
     for t in range(len(f) - 1):
         fw, bw = dis_flow(g[t], g[t + 1]), dis_flow(g[t + 1], g[t])
         m = non_occlusion_mask(fw, bw)
-        err = ((f[t] - _warp(f[t + 1], fw)) ** 2).sum(-1)
+        err = ((f[t] - warp_image(f[t + 1], fw)) ** 2).sum(-1)
         n = float(m.sum())
         out.append(float((err * m).sum() / n) if n > 0 else 0.0)
     return torch.tensor(out, dtype=torch.float32)

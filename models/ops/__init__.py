@@ -1,1 +1,2 @@
-"""Small shared pieces every receiver and metric uses: windows over frames / tiles / segments."""
+"""Small shared pieces every receiver and metric uses: windows over frames / tiles / segments, colour,
+noise estimation."""

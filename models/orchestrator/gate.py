@@ -63,8 +63,10 @@ from typing import Optional, Tuple
 
 import cv2
 import numpy as np
+import torch
 
 from ..codec.bitstream import Bitstream
+from ..ops.noise import noise_level
 
 MIN_LEVEL = 1.5
 MIN_PEAK = 0.96     # a little below 1: thin lines and textures put a true map's best move near it
@@ -91,7 +93,6 @@ SIGNATURE_CODEC = "gate-signature"
 FINGERPRINT = 5
 RECORD_BYTES = 2 * (FINGERPRINT + len(SIGN_MOVES))
 LEVEL_STEPS, LEVEL_MAX = 4096, 65535 / 4096
-_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
 @dataclass(frozen=True)
@@ -228,10 +229,9 @@ def fingerprint(lr_frame: np.ndarray) -> np.ndarray:
     """[h,w,3] 0..1 -> [5] float16 values: mean luma, Immerkaer's noise sigma, mean gradient of the
     luma at LR scale, after a Gaussian of 1 and of 2 LR px. Channel noise raises the fine bands and
     blur lowers them, so an altered LR moves at least one of them; another JPEG decoder does not."""
-    grey = cv2.cvtColor(np.ascontiguousarray(lr_frame, dtype=np.float32), cv2.COLOR_RGB2GRAY)
-    vals = [float(grey.mean())]
-    hp = cv2.filter2D(grey, -1, _NOISE_KERNEL)[1:-1, 1:-1] if min(grey.shape) > 2 else np.zeros(1, np.float32)
-    vals.append(float(np.sqrt(np.pi / 2) * np.abs(hp).mean() / 6))
+    frame = np.ascontiguousarray(lr_frame, dtype=np.float32)
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    vals = [float(grey.mean()), float(noise_level(torch.from_numpy(frame).permute(2, 0, 1)[None])[0])]
     for sigma in (0.0, 1.0, 2.0):
         x = cv2.GaussianBlur(grey, (0, 0), sigma) if sigma else grey
         gx = cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3)

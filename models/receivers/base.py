@@ -252,6 +252,31 @@ def run_stream(receiver, lr: torch.Tensor, metadata=None, options: RunOptions = 
     return torch.stack(frames), state
 
 
+def new_stats() -> dict:
+    """A streaming state's ``stats``: frames, seconds, first-frame seconds, peak device memory."""
+    return {"frames": 0, "seconds": 0.0, "first_frame_s": None, "peak_device_bytes": 0}
+
+
+def count_frame(stats: dict, seconds: float, device) -> dict:
+    """``stats`` with one more frame that took ``seconds`` (peak memory read on a CUDA ``device``)."""
+    out = dict(stats)
+    out["frames"] += 1
+    out["seconds"] += seconds
+    if out["first_frame_s"] is None:
+        out["first_frame_s"] = seconds
+    if torch.device(device).type == "cuda":
+        out["peak_device_bytes"] = max(out["peak_device_bytes"], torch.cuda.max_memory_allocated(device))
+    return out
+
+
+def check_frame_size(frame: int, prev_hw, hw) -> None:
+    """A stream keeps one frame size: refuse frame ``frame`` of size ``hw`` after ``prev_hw``."""
+    if prev_hw is not None and tuple(prev_hw) != tuple(hw):
+        raise ReceiverInputError(
+            f"lr: frame {frame} is {hw[1]}x{hw[0]} but the stream so far is {prev_hw[1]}x{prev_hw[0]}; a "
+            f"stream keeps one size (start a new stream, i.e. do not pass the state, for another video).")
+
+
 class Streaming:
     """Mixin: a streaming receiver's ``upscale`` is one uninterrupted :func:`run_stream`."""
 

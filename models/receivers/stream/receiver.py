@@ -26,7 +26,7 @@ import torch
 
 from ... import sampling
 from ...ops import windows
-from ..base import ReceiverInputError, RunOptions, Streaming, check_inputs
+from ..base import RunOptions, Streaming, check_frame_size, check_inputs, count_frame, new_stats
 from . import flow as flows
 from .tae import TemporalTAE
 
@@ -61,18 +61,14 @@ class StreamDiffVSR(Streaming):
     def start(self, options: RunOptions = RunOptions()) -> dict:
         g = torch.Generator("cpu").manual_seed(int(options.seed))
         return {"frame": 0, "prev_hr": None, "prev_lr": None, "rng": g.get_state(),
-                "options": options, "stats": {"frames": 0, "seconds": 0.0, "first_frame_s": None,
-                                              "peak_device_bytes": 0}}
+                "options": options, "stats": new_stats()}
 
     def push(self, state: dict, lr_t: torch.Tensor, metadata_t: Optional[Dict[str, torch.Tensor]] = None):
         """lr_t [h,w,3] float 0..1 -> (hr_t [sh,sw,3] float32 0..1 on the CPU, next state)."""
         lr1, maps = check_inputs(self, lr_t[None], {k: v[None] for k, v in (metadata_t or {}).items()})
         lr_t = lr1[0]
-        if state["prev_lr"] is not None and tuple(state["prev_lr"].shape) != tuple(lr_t.shape):
-            raise ReceiverInputError(
-                f"lr: frame {state['frame']} is {lr_t.shape[1]}x{lr_t.shape[0]} but the stream so far is "
-                f"{state['prev_lr'].shape[1]}x{state['prev_lr'].shape[0]}; a stream keeps one size (start a new "
-                f"stream, i.e. do not pass the state, for another video).")
+        check_frame_size(state["frame"], None if state["prev_lr"] is None else state["prev_lr"].shape[:2],
+                         lr_t.shape[:2])
         options = state.get("options") or RunOptions()
         t0 = time.perf_counter()
         if self.device.type == "cuda":
@@ -89,14 +85,7 @@ class StreamDiffVSR(Streaming):
         with self._lock, torch.no_grad():
             hr = self._frame(lr_t, noise, hint, None if edges is None else edges[0], options)
         out = ((hr.float()[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).cpu()
-        seconds = time.perf_counter() - t0
-        stats = dict(state["stats"])
-        stats["frames"] += 1
-        stats["seconds"] += seconds
-        if stats["first_frame_s"] is None:
-            stats["first_frame_s"] = seconds
-        if self.device.type == "cuda":
-            stats["peak_device_bytes"] = max(stats["peak_device_bytes"], torch.cuda.max_memory_allocated(self.device))
+        stats = count_frame(state["stats"], time.perf_counter() - t0, self.device)
         return out, {"frame": state["frame"] + 1, "prev_hr": hr, "prev_lr": lr_t, "rng": g.get_state(),
                      "options": options, "stats": stats}
 

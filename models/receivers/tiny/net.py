@@ -6,14 +6,21 @@ pixel-unshuffle (space-to-depth, s*s channels), so every sub-pixel edge position
 enters the same feature vector as that location's pixels, plus one presence flag that tells the
 network whether metadata was transmitted at all (one model, trained with metadata dropout, serves
 both cases). The output is a residual over bicubic upscaling, brought to HR by pixel-shuffle.
-"""
-from dataclasses import asdict, dataclass
 
-import math
+The streaming variant (``prev_input``, ``models/receivers/tiny_stream``) is the same network with
+the previous HR output as one more input, FRVSR's idea (Sajjadi et al., CVPR 2018) and
+Stream-DiffVSR's guidance without the diffusion: warped onto the current frame by optical flow, as
+its residual over the current bicubic upscale, folded to LR resolution like the edges, with the
+validity mask of the flow's forward-backward check (also folded) and a presence flag (0 on the
+first frame, after a cut, or when temporal guidance is off).
+"""
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ...ops.noise import noise_level  # noqa: F401  (re-exported: receivers import it from here)
 
 
 @dataclass(frozen=True)
@@ -23,36 +30,24 @@ class TinyConfig:
     blocks: int = 8
     edge_channels: int = 1      # metadata maps at HR size (edges now; room for more kinds)
     noise_input: bool = True    # a per-frame channel-noise estimate as one more constant channel
+    prev_input: bool = False    # streaming: the warped previous HR output, its validity, a flag
 
     def to_dict(self):
         return asdict(self)
 
     @property
     def in_channels(self) -> int:
-        # RGB + unshuffled metadata + one presence flag per metadata map
-        return 3 + self.edge_channels * (self.scale ** 2 + 1) + int(self.noise_input)
+        # RGB + unshuffled metadata + one presence flag per metadata map (+ noise) (+ previous output:
+        # unshuffled RGB residual, unshuffled validity, flag); new inputs go last, so a streaming
+        # network can start from a still one with zero weights on them
+        s2 = self.scale ** 2
+        return (3 + self.edge_channels * (s2 + 1) + int(self.noise_input)
+                + (4 * s2 + 1 if self.prev_input else 0))
 
     @property
     def receptive_radius(self) -> int:
         """LR pixels of context one output pixel depends on (3x3 convs: head, 2 per block, tail)."""
         return 2 * self.blocks + 2
-
-
-def noise_level(lr: torch.Tensor) -> torch.Tensor:
-    """Immerkaer's fast noise estimate (CVIU 1996) per frame: ``[N,3,h,w]`` 0..1 -> ``[N]`` sigma.
-
-    sigma = sqrt(pi/2) / (6 (W-2)(H-2)) * sum |I * M|, M = [[1,-2,1],[-2,4,-2],[1,-2,1]], on luma.
-    The network sees the channel only locally (a few dozen LR pixels), where fur and noise look
-    alike; this whole-frame statistic tells it how noisy the channel was, so clean inputs are not
-    smoothed as if they were noisy. It is computed on the whole frame, so tiling stays exact.
-    """
-    y = (0.299 * lr[:, 0] + 0.587 * lr[:, 1] + 0.114 * lr[:, 2]).unsqueeze(1)
-    m = lr.new_tensor([[1, -2, 1], [-2, 4, -2], [1, -2, 1]]).view(1, 1, 3, 3)
-    r = F.conv2d(y, m).abs()
-    h, w = y.shape[-2:]
-    if h < 3 or w < 3:
-        return lr.new_zeros(lr.shape[0])
-    return r.sum(dim=(1, 2, 3)) * (math.sqrt(math.pi / 2) / (6 * (w - 2) * (h - 2)))
 
 
 class _ResBlock(nn.Module):
@@ -80,9 +75,12 @@ class TinySRNet(nn.Module):
         self.body = nn.Sequential(*[_ResBlock(c) for _ in range(config.blocks)])
         self.tail = nn.Conv2d(c, 3 * s * s, 3, padding=1)
 
-    def forward(self, lr, meta=None, present=None, sigma=None):
+    def forward(self, lr, meta=None, present=None, sigma=None, prev=None, valid=None, prev_present=None):
         """``sigma`` [N]: the frame's noise estimate (``noise_level`` of the whole frame; computed
-        from ``lr`` when not given, which is only right when ``lr`` is the whole frame)."""
+        from ``lr`` when not given, which is only right when ``lr`` is the whole frame).
+        ``prev`` [N,3,sh,sw]: the previous output warped onto this frame, ``valid`` [N,1,sh,sw] 0..1
+        where the warp is trusted (``prev_input`` networks; None = no previous frame);
+        ``prev_present`` [N] 0/1 drops it per sample (training's previous-frame dropout)."""
         cfg = self.config
         n, _, h, w = lr.shape
         s, e = cfg.scale, cfg.edge_channels
@@ -98,8 +96,31 @@ class TinySRNet(nn.Module):
                 sigma = noise_level(lr)
             # scaled so the HN channel (~20/255 before blur) maps to about 1
             parts.append((sigma.to(lr.dtype) * (255.0 / 20.0)).view(n, 1, 1, 1).expand(n, 1, h, w))
+        base = F.interpolate(lr, scale_factor=s, mode="bicubic", align_corners=False)
+        if cfg.prev_input:
+            if prev is None:
+                parts.append(lr.new_zeros(n, 4 * s * s + 1, h, w))
+            else:
+                valid = prev.new_ones(n, 1, h * s, w * s) if valid is None else valid.to(lr.dtype)
+                flag = lr.new_ones(n) if prev_present is None else prev_present.to(lr.dtype).view(n)
+                valid = valid * flag.view(n, 1, 1, 1)
+                parts += [F.pixel_unshuffle((prev.to(lr.dtype) - base) * valid, s), F.pixel_unshuffle(valid, s),
+                          flag.view(n, 1, 1, 1).expand(n, 1, h, w)]
+        elif prev is not None:
+            raise ValueError("this network has no previous-frame input (prev_input=False)")
         x = torch.cat(parts, dim=1)
         feat = self.head(x)
         feat = feat + self.body(feat)
-        base = F.interpolate(lr, scale_factor=s, mode="bicubic", align_corners=False)
         return base + F.pixel_shuffle(self.tail(feat), s)
+
+
+def streaming_from_still(still: TinySRNet) -> TinySRNet:
+    """A ``prev_input`` network that computes exactly what ``still`` does until it learns to use the
+    previous frame: the same weights, zeros on the new input channels."""
+    cfg = replace(still.config, prev_input=True)
+    net = TinySRNet(cfg)
+    state = {k: v.clone() for k, v in still.state_dict().items()}
+    w = state["head.weight"]
+    state["head.weight"] = torch.cat([w, w.new_zeros(w.shape[0], cfg.in_channels - w.shape[1], *w.shape[2:])], 1)
+    net.load_state_dict(state)
+    return net

@@ -28,7 +28,7 @@ _FIX = ("re-clone the pack for the shipped tiny_sr_x4.safetensors, or rebuild th
         "train/train_tiny.py")
 # TinyConfig fields a weight file may set: (type, min, max); the receiver feeds exactly one edge map
 _CONFIG_FIELDS = {"scale": (int, 1, 8), "channels": (int, 1, 1024), "blocks": (int, 0, 256),
-                  "edge_channels": (int, 1, 1), "noise_input": (bool, 0, 1)}
+                  "edge_channels": (int, 1, 1), "noise_input": (bool, 0, 1), "prev_input": (bool, 0, 1)}
 _REPORT = REPORT
 
 
@@ -144,41 +144,62 @@ class TinyReceiver:
         edges = maps.get("edges")
         t, h, w, _ = lr.shape
         s = self.scale
-        tile = max(1, options.tile // s) if options.tile else max(h, w)
-        m = self.net.config.receptive_radius + 2
-        ys, xs = windows.margin_tiles(h, tile, m), windows.margin_tiles(w, tile, m)
         out = torch.empty(t, h * s, w * s, 3)
-        total, done = t * len(ys) * len(xs), 0
         for i in range(t):
-            x_all = lr[i].permute(2, 0, 1).unsqueeze(0)
-            e_all = None if edges is None else edges[i].permute(2, 0, 1).unsqueeze(0)
-            sigma = noise_level(x_all)  # of the whole frame, so tiling stays exact
-            for y0, y1, py0, py1 in ys:
-                for x0, x1, px0, px1 in xs:
-                    x = x_all[:, :, py0:py1, px0:px1].to(self.device)
-                    e = None if e_all is None else e_all[:, :, py0 * s:py1 * s, px0 * s:px1 * s].to(self.device)
-                    y = self.net(x, e, sigma=sigma.to(self.device)).clamp_(0, 1)
-                    oy, ox = (y0 - py0) * s, (x0 - px0) * s
-                    y = y[0, :, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
-                    out[i, y0 * s:y1 * s, x0 * s:x1 * s] = y.permute(1, 2, 0).float().cpu()
-                    done += 1
-                    last = done % (len(ys) * len(xs)) == 0
-                    report(progress, done, total, out[i] if last else None)
+            x = lr[i].permute(2, 0, 1).unsqueeze(0)
+            e = None if edges is None else edges[i].permute(2, 0, 1).unsqueeze(0)
+            out[i] = apply_tiled(self.net, x, e, options.tile, self.device,
+                                 on_tile=lambda k, n, frame, i=i: report(progress, i * n + k, t * n,
+                                                                         frame if k == n else None))
         return out
 
 
-def load_embedded(path: Optional[str] = None, device=None) -> TinyReceiver:
-    """Load the shipped weights (or ``path``) from a local safetensors file; nothing downloads.
+def apply_tiled(net: TinySRNet, lr: torch.Tensor, edges: Optional[torch.Tensor], tile: int, device,
+                prev: Optional[torch.Tensor] = None, valid: Optional[torch.Tensor] = None,
+                on_tile=None) -> torch.Tensor:
+    """One frame through ``net`` in tiles of ``tile`` output pixels (0 = whole frame), each with a
+    margin wider than the network's reach, so the result equals a whole-frame pass.
 
-    Strict: the header's config must be a valid :class:`TinyConfig`, and the file must hold exactly the
-    network's tensors with its shapes (checked from the header before any tensor is read), all finite.
-    Raises :class:`TinyWeightsError` (:class:`TinyWeightsMissingError`, also a FileNotFoundError, when
-    absent) naming the file and listing missing / unexpected / mis-shaped tensors.
-    """
-    path = path or DEFAULT_WEIGHTS
+    lr [1,3,h,w]; edges, prev [1,C,sh,sw] or None; valid [1,1,sh,sw]; -> [sh,sw,3] float32 0..1 on
+    the CPU. ``on_tile(done, total, frame so far)`` after each tile."""
+    _, _, h, w = lr.shape
+    s = net.config.scale
+    t = max(1, tile // s) if tile else max(h, w)
+    m = net.config.receptive_radius + 2
+    ys, xs = windows.margin_tiles(h, t, m), windows.margin_tiles(w, t, m)
+    sigma = noise_level(lr)  # of the whole frame, so tiling stays exact
+    out = torch.empty(h * s, w * s, 3)
+
+    def hr_part(x, py0, py1, px0, px1):
+        return None if x is None else x[:, :, py0 * s:py1 * s, px0 * s:px1 * s].to(device)
+    done = 0
+    for y0, y1, py0, py1 in ys:
+        for x0, x1, px0, px1 in xs:
+            y = net(lr[:, :, py0:py1, px0:px1].to(device), hr_part(edges, py0, py1, px0, px1),
+                    sigma=sigma.to(device), prev=hr_part(prev, py0, py1, px0, px1),
+                    valid=hr_part(valid, py0, py1, px0, px1)).clamp_(0, 1)
+            oy, ox = (y0 - py0) * s, (x0 - px0) * s
+            y = y[0, :, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
+            out[y0 * s:y1 * s, x0 * s:x1 * s] = y.permute(1, 2, 0).float().cpu()
+            done += 1
+            if on_tile is not None:
+                on_tile(done, len(ys) * len(xs), out)
+    return out
+
+
+def load_net(path: str, streaming: bool = False):
+    """``(TinySRNet, header fields)`` from a local safetensors file, checked strictly (see
+    :func:`load_embedded`); ``streaming`` says which kind of file the caller wants, and the other
+    kind is refused with a message that names the right loader."""
     strings, layout = _header(path)
     meta = _parse_metadata(path, strings)
     config = _config(path, meta)
+    if config.prev_input != streaming:
+        raise TinyWeightsError(
+            f"{path} holds the embedded {'streaming' if config.prev_input else 'still'} receiver, "
+            f"not the {'streaming' if streaming else 'still'} one; "
+            + ("load it with load_stream (MetaVSR Load Embedded Receiver does it by itself)." if config.prev_input
+               else "load it with load_embedded (MetaVSR Load Embedded Receiver does it by itself)."))
     with torch.device("meta"):  # shapes only: no memory, whatever the config says
         expected = {k: tuple(v.shape) for k, v in TinySRNet(config).state_dict().items()}
     report = mismatch_report(expected, layout)
@@ -200,4 +221,21 @@ def load_embedded(path: Optional[str] = None, device=None) -> TinyReceiver:
             raise
         raise TinyWeightsError(f"{path} could not be loaded ({type(e).__name__}: {str(e)[:300]}); {_FIX}.") \
             from None
+    return net, meta
+
+
+def is_streaming_file(path: str) -> bool:
+    """Whether a weight file holds the streaming variant (``prev_input``), from its header only."""
+    return _config(path, _parse_metadata(path, _header(path)[0])).prev_input
+
+
+def load_embedded(path: Optional[str] = None, device=None) -> TinyReceiver:
+    """Load the shipped weights (or ``path``) from a local safetensors file; nothing downloads.
+
+    Strict: the header's config must be a valid :class:`TinyConfig`, and the file must hold exactly the
+    network's tensors with its shapes (checked from the header before any tensor is read), all finite.
+    Raises :class:`TinyWeightsError` (:class:`TinyWeightsMissingError`, also a FileNotFoundError, when
+    absent) naming the file and listing missing / unexpected / mis-shaped tensors.
+    """
+    net, meta = load_net(path or DEFAULT_WEIGHTS)
     return TinyReceiver(net, device=device, info=meta.get("training", {}))
