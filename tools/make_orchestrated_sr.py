@@ -42,7 +42,7 @@ def build():
     # --- receiver: gate, then SR with the edges that pass ------------------------------------------------
     ver = wf.node("MetaVSRVerifyMetadata", lr_images=orch[0], edges=orch[1], min_level=1.5, min_peak=0.96,
                   gate=orch[2], max_inconsistency=1.05, title="verification gate (receiver)")
-    wf.node("PreviewAny", source=ver[1], title="gate: decision per frame", show=Text(20, 56))
+    wf.node("PreviewAny", source=ver[1], title="gate: decision per frame", show=Text(22, 56))
     sr = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=orch[0], use_metadata=True, edges=orch[1],
                  gate=orch[2], title="SR: orchestrated metadata")
     srg = wf.node("MetaVSRSuperResolve", sr_model=model[0], lr_images=orch[0], use_metadata=True, edges=orch[1],

@@ -118,14 +118,17 @@ class GateResult:
         return "blind, LR altered" if self.altered[i] else "signature"
 
     def table(self) -> str:
+        """Per frame: level, peak, z, the signature's deviation (``alt.`` where the LR was altered and
+        the blind tests decided), the second stage's fit, and the decision."""
         inc, dev = self.inconsistency, self.deviation
         rows = [f"{'frame':>5}  {'level':>6}  {'peak':>6}  {'z':>6}" + ("  {:>6}".format("dev") if dev is not None else "")
                 + ("  {:>6}".format("fit") if inc is not None else "") + "  decision"]
         for i, (a, lv, pk, z) in enumerate(zip(self.accepted, self.level, self.peak, self.z)):
-            d = f"  {dev[i]:6.3f}" if dev is not None else ""
+            d = "" if dev is None else "  {:>6}".format("alt." if self.altered[i] else f"{dev[i]:6.3f}")
             fit = f"  {inc[i]:6.3f}" if inc is not None else ""
-            rows.append(f"{i:>5}  {lv:6.2f}  {pk:6.3f}  {z:6.2f}{d}{fit}  {'metadata' if a else 'pixel-only'}"
-                        + (f" ({self.check(i)})" if dev is not None else ""))
+            rows.append(f"{i:>5}  {lv:6.2f}  {pk:6.3f}  {z:6.2f}{d}{fit}  {'metadata' if a else 'pixel-only'}")
+        if dev is not None:
+            rows += [f"dev: signature's deviation (max {MAX_DEVIATION:g})", "alt.: LR altered, blind tests decided"]
         return "\n".join(rows)
 
 
