@@ -97,7 +97,10 @@ def train(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     _STILLS.extend(tdata.load_folder(args.data))
-    _CLIPS.extend(sdata.load_clips(args.data))
+    clips = sdata.load_clips(args.data)
+    _CLIPS.extend(c for c in clips if len(c) >= args.frames)
+    if len(_CLIPS) < len(clips):
+        print(f"left out {len(clips) - len(_CLIPS)} clip(s) shorter than --frames {args.frames}", flush=True)
     if not _STILLS:
         raise SystemExit(f"no training images in {args.data}; run train_tiny.py prepare first")
     still, _ = load_net(args.init)

@@ -15,9 +15,9 @@ import numpy as np
 
 from .. import link
 from ..codec.bitstream import Bitstream
+from ..codec.jpeg import jpeg_decode
 from ..metadata import content
 from ..receivers.base import RunOptions
-from ..codec.jpeg import jpeg_decode
 from . import gate
 from . import operational as op
 from .candidates import Candidate, send
