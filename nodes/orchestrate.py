@@ -168,12 +168,14 @@ class MetaVSROrchestrateMetadata:
 class MetaVSRVerifyMetadata:
     """The receiver's verification gate (MetaSR Sec. 3.4): checks each frame's decoded edge map
     against the received LR and lets MetaVSR Super-Resolve run the frames that fail pixel-only.
-    With the gate of MetaVSR Orchestrate Metadata connected, the sender's signature decides (the map's
-    alignment levels on the base layer, 28 bytes a frame): on held-out photo crops read by another JPEG
-    decoder it keeps 99 % of true maps and rejects every moved, random and other frame's map. Without
-    it, or when the channel altered the LR, blind tests decide (edges on the LR's gradient ridges, at
-    their best position): 84 % kept, 91 % of moved maps rejected. With the receiver connected, a second
-    stage also drops maps whose output fits the LR worse than pixel-only."""
+    With the gate of MetaVSR Orchestrate Metadata connected, the sender's signature decides (32 bytes
+    a frame: the map's CRC, and its alignment levels on the base layer): a map that is not the one
+    signed for its frame (moved, random, another frame's) is refused whatever the channel did, and
+    where the LR arrived as coded the levels check that it is the frame signed, in place; on held-out
+    photo crops read by another JPEG decoder 99 % of true maps are kept. Without it, blind tests decide
+    (edges on the LR's gradient ridges, at their best position): 84 % kept, 91 % of moved maps rejected;
+    with the receiver connected, a second stage also drops maps whose output fits the LR worse than
+    pixel-only."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -186,9 +188,9 @@ class MetaVSRVerifyMetadata:
                          "Level at the map's own place over its best 2-3 px move, at least this (moved maps: below 1)."}),
         }, "optional": {
             "gate": (GATE_TYPE, {"tooltip": "From MetaVSR Orchestrate Metadata: frames sent without edges stay pixel-only, "
-                     "and its signature checks the maps (blind tests where the channel altered the LR)."}),
+                     "and its signature checks the maps (then the blind tests and the second stage are not needed)."}),
             "sr_model": (SR_MODEL_TYPE, {"tooltip": "Second stage (optional): the receiver, run with and without the edges "
-                         "on the frames that pass the blind tests; a map whose output fits the LR worse is dropped."}),
+                         "on the frames that pass the blind tests (no gate connected); a map whose output fits the LR worse is dropped."}),
             "max_inconsistency": ("FLOAT", {"default": gate_mod.MAX_INCONSISTENCY, "min": 1.0, "max": 10.0, "step": 0.01,
                                   "tooltip": "Second stage: the with-edges output may fit the LR at most this much worse "
                                              "(downscaled MSE ratio) than pixel-only."}),
@@ -218,10 +220,8 @@ class MetaVSRVerifyMetadata:
             if signature is None:
                 raise
             raise _check.MetaVSRInputError(f"{err}.") from None
-        if sr_model is not None:   # a frame the signature decided needs no second look
-            signed = np.array([res.check(i) == "signature" for i in range(len(lr))]) if signature is not None \
-                else np.zeros(len(lr), bool)
-            res = self._second_stage(_receiver(sr_model), lr, binary, res, res.accepted & sent & ~signed,
+        if sr_model is not None and signature is None:   # a signed frame needs no second look
+            res = self._second_stage(_receiver(sr_model), lr, binary, res, res.accepted & sent,
                                      _check.number("max_inconsistency", max_inconsistency, 1.0, 10.0))
         present = res.accepted & sent
         table = res.table()

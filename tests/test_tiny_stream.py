@@ -158,6 +158,17 @@ def test_training_scripts_run_end_to_end(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "saved" in r.stdout and not is_streaming_file(still)
+    # a deeper network grown from it: the new block starts as identity, so step 1's loss is the old net's
+    deeper = str(tmp_path / "deeper.safetensors")
+    r2 = subprocess.run([sys.executable, os.path.join(ROOT, "train", "train_tiny.py"), "train", "--data", data,
+                         "--resume", still, "--out", deeper, "--iters", "1", "--batch", "2", "--crop", "32",
+                         "--channels", "8", "--blocks", "2", "--workers", "0", "--device", "cpu", "--lr", "0"],
+                        capture_output=True, text=True, timeout=300)
+    assert r2.returncode == 0 and "grown from 1 to 2 residual blocks" in r2.stdout, r2.stderr[-2000:]
+    grown, _ = load_net(deeper)
+    small, _ = load_net(still)
+    x = torch.rand(1, 3, 12, 12)
+    assert grown.config.blocks == 2 and torch.allclose(grown(x), small(x), atol=1e-6)
     stream = str(tmp_path / "stream.safetensors")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "train", "train_tiny_stream.py"), "train", "--data", data,
                         "--init", still, "--out", stream, "--iters", "3", "--batch", "2", "--frames", "3",

@@ -15,10 +15,8 @@ whichever budget ends first); on a CPU pass ``--device cpu`` and a small ``--ite
 """
 import argparse
 import json
-import math
 import os
 import sys
-import time
 import types
 
 import numpy as np
@@ -35,6 +33,7 @@ if "metavsr" not in sys.modules:
     sys.modules["metavsr"] = _pkg
 from metavsr.models import atomic  # noqa: E402
 import tiny_data as tdata  # noqa: E402  (train/, beside this script)
+from loop import optimise  # noqa: E402
 from metavsr.models.receivers.tiny.net import TinyConfig, TinySRNet  # noqa: E402
 
 _IMAGES = []  # filled before the workers fork, shared copy-on-write
@@ -75,6 +74,23 @@ def save(net, path, training):
                                                    "training": json.dumps(training)}))
 
 
+def _grow(state: dict, net: TinySRNet) -> int:
+    """Resume a deeper network from shallower weights: the blocks ``state`` lacks are added after
+    its last one, as identity (their second convolution zero, the first as initialised), so the grown
+    network starts computing exactly what the checkpoint did. -> the checkpoint's block count (0 when
+    nothing was added)."""
+    have = {int(k.split(".")[1]) for k in state if k.startswith("body.")}
+    old = max(have) + 1 if have else 0
+    if old >= net.config.blocks:
+        return 0
+    fresh = net.state_dict()
+    for i in range(old, net.config.blocks):
+        for name in ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"):
+            k = f"body.{i}.{name}"
+            state[k] = torch.zeros_like(fresh[k]) if name.startswith("conv2") else fresh[k].clone()
+    return old
+
+
 def train(args):
     torch.manual_seed(args.seed)
     _IMAGES.extend(tdata.load_folder(args.data))
@@ -89,7 +105,10 @@ def train(args):
         w = state["head.weight"]
         if w.shape[1] < cfg.in_channels:  # a new input channel (noise estimate) starts at zero
             state["head.weight"] = torch.cat([w, w.new_zeros(w.shape[0], cfg.in_channels - w.shape[1], 3, 3)], 1)
+        grown = _grow(state, net)
         net.load_state_dict(state)
+        if grown:
+            print(f"grown from {grown} to {cfg.blocks} residual blocks (the new ones start as identity)", flush=True)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.9, 0.99))
     loader = torch.utils.data.DataLoader(_Batches(args.batch, args.crop, args.p_edges, args.seed),
                                          batch_size=None, num_workers=args.workers,
@@ -103,28 +122,14 @@ def train(args):
                     degradations="bicubic(85%)/area x4, JPEG q10..95, channel NN/LN/HN (75%) or on the NN-LN-HN path, "
                     "Canny random thresholds (20% thinned, 20% half-res), edge dropout",
                     device=str(device))
-    t0, it, ema = time.time(), 0, None
-    budget = args.minutes * 60 if args.minutes else math.inf
-    for lr_b, e_b, p_b, hr_b in loader:
-        frac = max(it / args.iters, (time.time() - t0) / budget)
-        if frac >= 1:
-            break
-        for g in opt.param_groups:
-            g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (it + 1) / 300)
-        lr_b, e_b, p_b, hr_b = (x.to(device, non_blocking=True) for x in (lr_b, e_b, p_b, hr_b))
-        out = net(lr_b, e_b, p_b)  # crops are whole frames here, so sigma comes from lr_b
-        loss = F.l1_loss(out, hr_b)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        it += 1
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-        if it % args.log_every == 0 or it == 1:
-            el = time.time() - t0
-            print(f"it {it:6d}  loss {ema:.4f}  {it / el:.1f} it/s  {el / 60:.1f} min", flush=True)
-        if args.ckpt_every and it % args.ckpt_every == 0:
-            save(net, args.out, dict(training, iterations=it, partial=True))
-    training.update(iterations=it, minutes=round((time.time() - t0) / 60, 2), final_loss_l1=round(ema, 5))
+    def step(batch):
+        lr_b, e_b, p_b, hr_b = (x.to(device, non_blocking=True) for x in batch)
+        loss = F.l1_loss(net(lr_b, e_b, p_b), hr_b)  # crops are whole frames here, so sigma comes from lr_b
+        return loss, {"loss": loss.item()}
+    it, ema, minutes = optimise(opt, loader, step, lr=args.lr, iters=args.iters, minutes=args.minutes,
+                                floor=0.02, warmup=300, log_every=args.log_every, ckpt_every=args.ckpt_every,
+                                checkpoint=lambda i: save(net, args.out, dict(training, iterations=i, partial=True)))
+    training.update(iterations=it, minutes=round(minutes, 2), final_loss_l1=round(ema["loss"], 5))
     save(net, args.out, training)
     atomic.write_json(os.path.splitext(args.out)[0] + ".json", dict(config=cfg.to_dict(), training=training),
                       indent=2)
@@ -153,7 +158,8 @@ def main(argv=None):
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workers", type=int, default=min(15, os.cpu_count() or 1))
     t.add_argument("--device", default=None)
-    t.add_argument("--resume", default=None, help="start from these weights (new input channels start at 0)")
+    t.add_argument("--resume", default=None, help="start from these weights (new input channels start at 0, "
+                   "blocks beyond the checkpoint's as identity)")
     t.add_argument("--resume-note", default=None, help="how the --resume weights were made (for the record)")
     t.add_argument("--log-every", type=int, default=500)
     t.add_argument("--ckpt-every", type=int, default=5000)

@@ -22,10 +22,8 @@ and later frames lose it with probability ``--p-drop-prev`` (cuts, and the per-f
 are dropped per clip (``--p-edges``).
 """
 import argparse
-import math
 import os
 import sys
-import time
 import types
 
 import numpy as np
@@ -41,6 +39,7 @@ if "metavsr" not in sys.modules:  # only models/ is needed (see train_tiny.py)
 from metavsr.models import atomic  # noqa: E402
 import stream_data as sdata  # noqa: E402
 import tiny_data as tdata  # noqa: E402
+from loop import optimise  # noqa: E402
 from train_tiny import save  # noqa: E402
 from metavsr.models.receivers.tiny.net import TinySRNet, streaming_from_still  # noqa: E402
 from metavsr.models.receivers.tiny.receiver import DEFAULT_WEIGHTS, load_net  # noqa: E402
@@ -123,28 +122,15 @@ def train(args):
                     "NN/LN/HN or between (fresh noise per frame), Canny at one random threshold pair (or none)",
                     device=f"cpu, {args.threads} threads + {args.workers} data worker(s)")
     gen = torch.Generator().manual_seed(args.seed)
-    t0, it, ema = time.time(), 0, None
-    budget = args.minutes * 60 if args.minutes else math.inf
-    for b in loader:
-        frac = max(it / args.iters, (time.time() - t0) / budget)
-        if frac >= 1:
-            break
-        for g in opt.param_groups:
-            g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (it + 1) / 100)
+    def step(b):
         loss, l1, tl = clip_loss(net, b, args.temporal, args.p_drop_prev, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        it += 1
-        ema = (l1, tl) if ema is None else (0.98 * ema[0] + 0.02 * l1, 0.98 * ema[1] + 0.02 * tl)
-        if it % args.log_every == 0 or it == 1:
-            el = time.time() - t0
-            print(f"it {it:6d}  l1 {ema[0]:.4f}  temporal {ema[1]:.4f}  {it / el:.2f} it/s  {el / 60:.1f} min",
-                  flush=True)
-        if args.ckpt_every and it % args.ckpt_every == 0:
-            save(net, args.out, dict(training, iterations=it, partial=True))
-    training.update(iterations=it, minutes=round((time.time() - t0) / 60, 2),
-                    final_l1=round(ema[0], 5), final_temporal=round(ema[1], 5))
+        return loss, {"l1": l1, "temporal": tl}
+    it, ema, minutes = optimise(opt, loader, step, lr=args.lr, iters=args.iters, minutes=args.minutes,
+                                floor=0.05, warmup=100, log_every=args.log_every, ckpt_every=args.ckpt_every,
+                                checkpoint=lambda i: save(net, args.out, dict(training, iterations=i, partial=True)),
+                                rate_digits=2)
+    training.update(iterations=it, minutes=round(minutes, 2),
+                    final_l1=round(ema["l1"], 5), final_temporal=round(ema["temporal"], 5))
     save(net, args.out, training)
     atomic.write_json(os.path.splitext(args.out)[0] + ".json", dict(config=net.config.to_dict(), training=training),
                       indent=2)

@@ -10,7 +10,7 @@ An option is one way to send side information beside the base layer:
   only when a depth map is given and the receiver takes depth.
 
 ``send(option, hr, depth)`` makes the option's map as the receiver decodes it and its real bits
-(for edges, with the verification gate's signature, 28 bytes a frame: ``gate.sign``); the choice
+(for edges, with the verification gate's signature, 32 bytes a frame: ``gate.sign``); the choice
 itself travels as one byte per segment (the option's index in the candidate list), which
 :data:`SIGNAL_BITS` counts into every orchestrated rate.
 """

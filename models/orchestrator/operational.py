@@ -88,7 +88,7 @@ def digest(frames: np.ndarray, depth: Optional[np.ndarray] = None) -> str:
     return h.hexdigest()[:20]
 
 
-CACHE_VERSION = "2"    # 2: edge rates count the gate signature
+CACHE_VERSION = "3"    # 2: edge rates count the gate signature; 3: it carries the map's CRC (32 bytes)
 
 
 def _key(seg_digest, regime, seed, receiver_name, cand: Candidate, metrics, options) -> str:
