@@ -74,6 +74,14 @@ def save(net, path, training):
                                                    "training": json.dumps(training)}))
 
 
+def finish(net, path, training):
+    """The final weights and their ``.json`` record (config + training) beside them."""
+    save(net, path, training)
+    atomic.write_json(os.path.splitext(path)[0] + ".json", dict(config=net.config.to_dict(), training=training),
+                      indent=2)
+    print(f"saved {path} after {training['iterations']} iterations", flush=True)
+
+
 def _grow(state: dict, net: TinySRNet) -> int:
     """Resume a deeper network from shallower weights: the blocks ``state`` lacks are added after
     its last one, as identity (their second convolution zero, the first as initialised), so the grown
@@ -130,10 +138,7 @@ def train(args):
                                 floor=0.02, warmup=300, log_every=args.log_every, ckpt_every=args.ckpt_every,
                                 checkpoint=lambda i: save(net, args.out, dict(training, iterations=i, partial=True)))
     training.update(iterations=it, minutes=round(minutes, 2), final_loss_l1=round(ema["loss"], 5))
-    save(net, args.out, training)
-    atomic.write_json(os.path.splitext(args.out)[0] + ".json", dict(config=cfg.to_dict(), training=training),
-                      indent=2)
-    print(f"saved {args.out} after {it} iterations", flush=True)
+    finish(net, args.out, training)
 
 
 def main(argv=None):
@@ -146,7 +151,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     t = sub.add_parser("train", help="train and write the safetensors")
     t.add_argument("--data", default=".tinydata")
-    t.add_argument("--out", default=os.path.join(ROOT, "models", "tiny", "weights", "tiny_sr_x4.safetensors"))
+    t.add_argument("--out", default=os.path.join(ROOT, "models", "receivers", "tiny", "weights",
+                                                 "tiny_sr_x4.safetensors"))
     t.add_argument("--iters", type=int, default=40000)
     t.add_argument("--minutes", type=float, default=0, help="wall-clock budget (0 = none)")
     t.add_argument("--batch", type=int, default=32)

@@ -36,11 +36,10 @@ if "metavsr" not in sys.modules:  # only models/ is needed (see train_tiny.py)
     _pkg = types.ModuleType("metavsr")
     _pkg.__path__ = [ROOT]
     sys.modules["metavsr"] = _pkg
-from metavsr.models import atomic  # noqa: E402
 import stream_data as sdata  # noqa: E402
 import tiny_data as tdata  # noqa: E402
 from loop import optimise  # noqa: E402
-from train_tiny import save  # noqa: E402
+from train_tiny import finish, save  # noqa: E402
 from metavsr.models.receivers.tiny.net import TinySRNet, streaming_from_still  # noqa: E402
 from metavsr.models.receivers.tiny.receiver import DEFAULT_WEIGHTS, load_net  # noqa: E402
 from metavsr.models.receivers.tiny_stream.guide import guidance  # noqa: E402
@@ -131,10 +130,7 @@ def train(args):
                                 rate_digits=2)
     training.update(iterations=it, minutes=round(minutes, 2),
                     final_l1=round(ema["l1"], 5), final_temporal=round(ema["temporal"], 5))
-    save(net, args.out, training)
-    atomic.write_json(os.path.splitext(args.out)[0] + ".json", dict(config=net.config.to_dict(), training=training),
-                      indent=2)
-    print(f"saved {args.out} after {it} iterations", flush=True)
+    finish(net, args.out, training)
 
 
 def main(argv=None):

@@ -278,14 +278,14 @@ def check_edges(lr: np.ndarray, edges: np.ndarray, min_level: float = MIN_LEVEL,
                 acc[i] = abs(float(fp[0]) - sfp[0]) <= MAX_FOREIGN_LUMA
             else:               # the LR itself changed after coding: do the levels still keep their pattern?
                 changed[i] = True
-                dev[i] = _pattern_change(g, e, sent[i].levels)
+                dev[i] = _pattern_change(_levels_signed(g, e), sent[i].levels)
                 acc[i] = bool(dev[i] <= MAX_PATTERN_CHANGE)
             continue
         own = _levels_signed(g, e)
         dev[i] = np.inf if own is None else float(np.abs(own - sent[i].levels).max())
         acc[i] = bool(dev[i] <= max_deviation)
         if not acc[i]:          # not as coded after all (a mild filter): the pattern may still hold
-            pattern = _pattern_change(g, e, sent[i].levels)
+            pattern = _pattern_change(own, sent[i].levels)
             if pattern <= MAX_PATTERN_CHANGE:
                 changed[i], dev[i], acc[i] = True, pattern, True
     signed = sent is not None
@@ -328,9 +328,8 @@ def _altered(fp: np.ndarray, sent: np.ndarray) -> bool:
     return bool(np.any(np.abs(fp[1:] - sent[1:]) > MAX_ALTERATION * np.maximum(sent[1:], 1.0 / 255)))
 
 
-def _pattern_change(g: np.ndarray, edges: np.ndarray, signed: np.ndarray) -> float:
-    """Coefficient of variation of the received over the signed nine levels (inf without edges)."""
-    own = _levels_signed(g, edges)
+def _pattern_change(own: Optional[np.ndarray], signed: np.ndarray) -> float:
+    """Coefficient of variation of the received nine levels ``own`` over the signed ones (inf: none)."""
     if own is None:
         return float("inf")
     ratio = own / np.maximum(signed, 1.0 / LEVEL_STEPS)
