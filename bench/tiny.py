@@ -20,9 +20,11 @@ from _pack import load_pack  # noqa: E402
 
 def _still(args, torch):
     from metavsr.models.receivers.tiny.receiver import DEFAULT_WEIGHTS, load_embedded
-    model = load_embedded()
+    path = args.weights or DEFAULT_WEIGHTS
+    model = load_embedded(path)
     params = sum(p.numel() for p in model.net.parameters())
-    print(f"still receiver: {params / 1e6:.2f} M parameters, {os.path.getsize(DEFAULT_WEIGHTS) / 1e6:.1f} MB, "
+    print(f"still receiver {os.path.basename(path)}: {params / 1e6:.2f} M parameters, "
+          f"{os.path.getsize(path) / 1e6:.1f} MB, "
           f"torch {torch.__version__}, {args.threads} thread(s)")
     print(f"{'output':>11} | {'pixel-only s':>12} | {'with edges s':>12} | {'MP/s':>5}")
     print("-" * 52)
@@ -79,6 +81,7 @@ def main():
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--stream-sizes", type=lambda s: tuple(int(v) for v in s.split("x")), nargs="+",
                     default=[(640, 360), (1280, 720)], help="streaming output sizes, WxH")
+    ap.add_argument("--weights", default=None, help="still weights (default: the shipped file)")
     ap.add_argument("--stream-weights", default=None, help="streaming weights (default: the shipped file)")
     ap.add_argument("--skip-still", action="store_true")
     args = ap.parse_args()

@@ -89,3 +89,27 @@ def test_errors():
         psnr(a, a, space="lab")
     with pytest.raises(ValueError, match="B,H,W,C"):
         psnr(a[0], a[0])
+
+
+def test_edge_use_measures_contrast_polarity_and_where_the_error_is():
+    """models/metrics/edge_use.py on a vertical step with its Canny map: the HR itself is drawn with
+    ratio 1, its negative -1, a flat image 0, a Gaussian blur in between; the error of a blurred
+    step sits next to the edge (scikit-image's Canny and Gaussian as independent references)."""
+    from skimage.feature import canny
+    from skimage.filters import gaussian
+    from metavsr.models.metrics.edge_use import edge_contrast, near_edge_error
+    hr = np.full((64, 64, 3), 0.2, np.float32)
+    hr[:, 32:] = 0.8
+    edges = canny(hr[..., 0], sigma=1.0)
+    assert edges.any()
+    same = edge_contrast(hr, hr, edges)
+    assert same["median"] == pytest.approx(1.0) and same["reproduced"] == 1.0 and same["wrong_polarity"] == 0.0
+    assert edge_contrast(1.0 - hr, hr, edges)["median"] == pytest.approx(-1.0)
+    assert edge_contrast(np.full_like(hr, 0.5), hr, edges)["median"] == pytest.approx(0.0)
+    blurred = gaussian(hr, sigma=3.0, channel_axis=-1).astype(np.float32)
+    c = edge_contrast(blurred, hr, edges)
+    assert 0.1 < c["median"] < 0.9
+    n = near_edge_error(blurred, hr, edges, radius=4)
+    assert n["share"] > 0.95 and n["mse_near"] > 100 * n["mse_far"] and 0 < n["near_fraction"] < 0.3
+    with pytest.raises(ValueError, match="edges must be"):
+        edge_contrast(hr, hr, edges[:-1])

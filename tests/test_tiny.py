@@ -78,6 +78,53 @@ def test_receptive_field_matches_tiling_margin():
     assert int((ys - c).abs().max()) >= r - 2  # the bound is tight, not loose
 
 
+def test_edge_branch_acts_only_where_a_map_was_sent():
+    """The edge branch adds its correction to the samples that carry a map and nothing elsewhere;
+    with its tail at zero (as added to trained weights) the output is the trunk's; the tiling margin
+    covers its extra reach."""
+    net = _small_net(edge_blocks=1, edge_proximity=6)
+    lr = torch.rand(2, 3, 12, 14)
+    meta = (torch.rand(2, 1, 48, 56) > 0.8).float()
+    trunk = TinySRNet(TinyConfig(channels=8, blocks=2)).eval()
+    trunk.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("edge_")})
+    with torch.no_grad():
+        torch.testing.assert_close(net(lr, meta), trunk(lr, meta), atol=0, rtol=0)  # zero tail
+        net.edge_tail.weight.normal_(0, 0.1)
+        net.edge_tail.bias.normal_(0, 0.1)
+        present = torch.tensor([[1.0], [0.0]])
+        mixed = net(lr, meta * present.view(2, 1, 1, 1), present)
+        ref = trunk(lr, meta * present.view(2, 1, 1, 1), present)
+    torch.testing.assert_close(mixed[1], ref[1], atol=0, rtol=0)  # no map: the trunk's output
+    assert (mixed[0] - ref[0]).abs().max() > 1e-3
+    assert [n for n, _ in net.named_parameters() if n.startswith("edge_")] and \
+        len(net.trunk_parameters()) == len(list(trunk.parameters()))
+    r = net.config.receptive_radius
+    assert r == trunk.config.receptive_radius + 4 + 2  # branch head, one block (2 convs), tail; 6 HR px
+    n = 2 * r + 9
+    lr = torch.rand(1, 3, n, n, requires_grad=True)
+    meta = torch.rand(1, 1, 4 * n, 4 * n, requires_grad=True)  # the proximity reaches furthest on the map
+    out = net(lr, meta, torch.ones(1, 1), sigma=torch.zeros(1))
+    c = n // 2
+    out[0, :, 4 * c, 4 * c].sum().backward()
+    reach = []
+    for g in (lr.grad[0].abs().sum(0), meta.grad[0, 0].abs().reshape(n, 4, n, 4).sum((1, 3))):
+        ys, xs = torch.nonzero(g, as_tuple=True)
+        reach.append(max(int((ys - c).abs().max()), int((xs - c).abs().max())))
+    # bounded; and tight up to the trunk's tail (not on the branch's path) and the proximity's 2 LR px
+    assert max(reach) <= r and reach[0] >= r - 3
+
+
+def test_edge_proximity_is_the_chessboard_distance():
+    """Against scipy's chessboard distance transform: 1 - d / reach, 0 from ``reach`` pixels on."""
+    from scipy.ndimage import distance_transform_cdt
+    from metavsr.models.receivers.tiny.net import proximity
+    e = (np.random.default_rng(4).random((2, 37, 41)) > 0.97).astype(np.float32)
+    got = proximity(torch.from_numpy(e)[:, None], 5)[:, 0].numpy()
+    for g, m in zip(got, e):
+        d = distance_transform_cdt(m == 0, metric="chessboard")
+        np.testing.assert_allclose(g, np.clip(1 - d / 5, 0, None), atol=1e-6)
+
+
 @pytest.mark.parametrize("sigma", [0.0, 5.0, 15.0, 25.0])
 def test_noise_level_matches_true_sigma(sigma):
     rng = np.random.default_rng(1)
@@ -152,6 +199,13 @@ def test_training_samples_follow_the_sender():
             seen_edges += 1
             assert e.shape == (96, 96) and set(np.unique(e)) <= {0, 1}
     assert seen_edges and seen_none  # metadata dropout
+    # mode 3 is what the main job sends: the sender's own rate control (thin, then 1/2 resolution)
+    from metavsr.models.metadata import edge_rate
+    from metavsr.models.metadata.canny import canny_edges
+    hr = img.astype(np.float32) / 255
+    sent = edge_rate.prepare(canny_edges(hr[None], 60, 150)[0], thinning=True, factor=2)
+    np.testing.assert_array_equal(tdata.apply_edges(hr, (60, 150, 3)), edge_rate.upscale(sent, 2, hr.shape[:2]))
+    assert {tdata.edge_params(np.random.default_rng(i))[2] for i in range(60)} == {0, 1, 2, 3}
     chans = {tdata.sample_channel(np.random.default_rng(i)) for i in range(200)}
     assert set(REGIMES.values()) <= chans
 

@@ -169,6 +169,18 @@ def test_training_scripts_run_end_to_end(tmp_path):
     small, _ = load_net(still)
     x = torch.rand(1, 3, 12, 12)
     assert grown.config.blocks == 2 and torch.allclose(grown(x), small(x), atol=1e-6)
+    # an edge branch trained on its own: the trunk (the pixel-only output) stays exactly the still one's
+    branched = str(tmp_path / "branched.safetensors")
+    r3 = subprocess.run([sys.executable, os.path.join(ROOT, "train", "train_tiny.py"), "train", "--data", data,
+                         "--resume", still, "--out", branched, "--iters", "3", "--batch", "2", "--crop", "32",
+                         "--channels", "8", "--blocks", "1", "--edge-blocks", "1", "--freeze-trunk", "--p-edges", "1",
+                         "--workers", "0", "--device", "cpu", "--lr", "1e-2"],
+                        capture_output=True, text=True, timeout=300)
+    assert r3.returncode == 0 and "edge branch of 1 blocks added" in r3.stdout, r3.stderr[-2000:]
+    net_b, _ = load_net(branched)
+    e = (torch.rand(1, 1, 48, 48) > 0.8).float()
+    assert torch.equal(net_b(x), small(x)) and not torch.allclose(net_b(x, e), small(x, e), atol=1e-4)
+    assert all(torch.equal(a, small.state_dict()[k]) for k, a in net_b.state_dict().items() if not k.startswith("edge_"))
     stream = str(tmp_path / "stream.safetensors")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "train", "train_tiny_stream.py"), "train", "--data", data,
                         "--init", still, "--out", stream, "--iters", "3", "--batch", "2", "--frames", "3",

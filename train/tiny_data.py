@@ -204,21 +204,22 @@ def sample_channel(rng):
 
 
 def edge_params(rng) -> tuple:
-    """Random Canny thresholds and coding mode (0 plain, 1 thinned, 2 half resolution) for
-    :func:`apply_edges`; a clip keeps one draw for all its frames, as a sender would."""
+    """Random Canny thresholds and coding mode (0 plain, 1 thinned, 2 half resolution, 3 thinned
+    and half resolution, what the main job's edge settings send) for :func:`apply_edges`; a clip
+    keeps one draw for all its frames, as a sender would."""
     high = float(np.exp(rng.uniform(np.log(40), np.log(600))))
     low = high * float(rng.uniform(0.3, 0.6))
     u = rng.random()
-    return low, high, 1 if u < 0.2 else 2 if u < 0.4 else 0
+    return low, high, 1 if u < 0.15 else 2 if u < 0.3 else 3 if u < 0.6 else 0
 
 
 def apply_edges(hr: np.ndarray, params: tuple) -> np.ndarray:
     """Canny edge map of ``hr`` [H,W,3] float 0..1 with :func:`edge_params` -> [H,W] uint8."""
     low, high, mode = params
     e = canny_edges(hr[None], low, high)[0]
-    if mode == 1:
+    if mode in (1, 3):
         e = edge_rate.thin(e)
-    elif mode == 2:  # coded at 1/2 resolution, nearest-neighbour upscaled at the receiver
+    if mode in (2, 3):  # coded at 1/2 resolution, nearest-neighbour upscaled at the receiver
         e = edge_rate.upscale(edge_rate.reduce(e, 2), 2, e.shape)
     return e
 

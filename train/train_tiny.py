@@ -12,6 +12,14 @@ Training is L1 on random HR crops degraded exactly as the sender nodes do (train
 metadata dropout so that one network serves with and without the edge map. On a GPU it runs about
 as many iterations as ``--iters`` or ``--minutes`` allow (the learning rate follows a cosine over
 whichever budget ends first); on a CPU pass ``--device cpu`` and a small ``--iters``.
+
+Capacity that only the edges pay for: ``--edge-blocks N`` adds a residual branch on the trunk's
+features and the unshuffled maps (``--edge-proximity R``: also each map's proximity out to R HR
+pixels) whose correction applies only where a map was sent; with ``--resume`` and ``--freeze-trunk``
+only the branch trains, so the pixel-only output stays bit-exact that of the resumed weights:
+
+    python train/train_tiny.py train --resume models/receivers/tiny/weights/tiny_sr_x4.safetensors \
+        --edge-blocks 4 --freeze-trunk --p-edges 1 --loss l2 --out edges.safetensors
 """
 import argparse
 import json
@@ -37,6 +45,9 @@ from loop import optimise  # noqa: E402
 from metavsr.models.receivers.tiny.net import TinyConfig, TinySRNet  # noqa: E402
 
 _IMAGES = []  # filled before the workers fork, shared copy-on-write
+# L1 for the whole network; MSE (what PSNR measures) puts the gradient where the errors are large,
+# next to edges, where an edge branch can help
+LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
 
 
 class _Batches(torch.utils.data.IterableDataset):
@@ -99,45 +110,69 @@ def _grow(state: dict, net: TinySRNet) -> int:
     return old
 
 
+def _add_branch(state: dict, net: TinySRNet) -> bool:
+    """Resume a network with an edge branch from weights without one: the branch as initialised
+    (its tail zero, so the output is the checkpoint's). -> whether it was added."""
+    fresh = {k: v for k, v in net.state_dict().items() if k.startswith("edge_")}
+    if not fresh or any(k in state for k in fresh):
+        return False
+    state.update({k: v.clone() for k, v in fresh.items()})
+    return True
+
+
 def train(args):
     torch.manual_seed(args.seed)
     _IMAGES.extend(tdata.load_folder(args.data))
     if not _IMAGES:
         raise SystemExit(f"no training images in {args.data}; run the prepare step first")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    cfg = TinyConfig(channels=args.channels, blocks=args.blocks)
+    cfg = TinyConfig(channels=args.channels, blocks=args.blocks, edge_blocks=args.edge_blocks,
+                     edge_proximity=args.edge_proximity)
     net = TinySRNet(cfg).to(device)
     if args.resume:
         from safetensors.torch import load_file
         state = load_file(args.resume)
-        w = state["head.weight"]
-        if w.shape[1] < cfg.in_channels:  # a new input channel (noise estimate) starts at zero
-            state["head.weight"] = torch.cat([w, w.new_zeros(w.shape[0], cfg.in_channels - w.shape[1], 3, 3)], 1)
+        want = net.state_dict()
+        for k in ("head.weight", "edge_head.weight"):  # new input channels (noise estimate, proximity)
+            if k in state and k in want and state[k].shape[1] < want[k].shape[1]:  # go last, start at zero
+                w = state[k]
+                state[k] = torch.cat([w, w.new_zeros(w.shape[0], want[k].shape[1] - w.shape[1], *w.shape[2:])], 1)
         grown = _grow(state, net)
+        branch = _add_branch(state, net)
         net.load_state_dict(state)
         if grown:
             print(f"grown from {grown} to {cfg.blocks} residual blocks (the new ones start as identity)", flush=True)
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.9, 0.99))
+        if branch:
+            print(f"edge branch of {cfg.edge_blocks} blocks added (its output starts at zero)", flush=True)
+    params = list(net.parameters())
+    if args.freeze_trunk:
+        if not cfg.edge_blocks:
+            raise SystemExit("--freeze-trunk trains only the edge branch: give --edge-blocks N")
+        for p in net.trunk_parameters():
+            p.requires_grad_(False)
+        params = [p for p in params if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.99))
     loader = torch.utils.data.DataLoader(_Batches(args.batch, args.crop, args.p_edges, args.seed),
                                          batch_size=None, num_workers=args.workers,
                                          persistent_workers=args.workers > 0,
                                          prefetch_factor=4 if args.workers > 0 else None)
     torch.backends.cudnn.benchmark = True
-    training = dict(resumed_from=args.resume_note or args.resume, command="python train/train_tiny.py " + " ".join(sys.argv[1:]), seed=args.seed,
-                    batch=args.batch, crop=args.crop, p_edges=args.p_edges, lr=args.lr,
+    training = dict(resumed_from=args.resume_note or args.resume, trained="edge branch only (trunk frozen)"
+                    if args.freeze_trunk else "all weights", command="python train/train_tiny.py " + " ".join(sys.argv[1:]), seed=args.seed,
+                    batch=args.batch, crop=args.crop, loss=args.loss, p_edges=args.p_edges, lr=args.lr,
                     images=len(_IMAGES), data="comfyui-workflow-templates-media-{image,video,other} "
                     "stills + synthetic text/line-art/cartoon renders (train/tiny_data.py)",
                     degradations="bicubic(85%)/area x4, JPEG q10..95, channel NN/LN/HN (75%) or on the NN-LN-HN path, "
-                    "Canny random thresholds (20% thinned, 20% half-res), edge dropout",
+                    "Canny random thresholds (15% thinned, 15% half-res, 30% both), edge dropout",
                     device=str(device))
     def step(batch):
         lr_b, e_b, p_b, hr_b = (x.to(device, non_blocking=True) for x in batch)
-        loss = F.l1_loss(net(lr_b, e_b, p_b), hr_b)  # crops are whole frames here, so sigma comes from lr_b
+        loss = LOSSES[args.loss](net(lr_b, e_b, p_b), hr_b)  # crops are whole frames: sigma comes from lr_b
         return loss, {"loss": loss.item()}
     it, ema, minutes = optimise(opt, loader, step, lr=args.lr, iters=args.iters, minutes=args.minutes,
                                 floor=0.02, warmup=300, log_every=args.log_every, ckpt_every=args.ckpt_every,
                                 checkpoint=lambda i: save(net, args.out, dict(training, iterations=i, partial=True)))
-    training.update(iterations=it, minutes=round(minutes, 2), final_loss_l1=round(ema["loss"], 5))
+    training.update(iterations=it, minutes=round(minutes, 2), **{f"final_loss_{args.loss}": round(ema["loss"], 6)})
     finish(net, args.out, training)
 
 
@@ -159,8 +194,14 @@ def main(argv=None):
     t.add_argument("--crop", type=int, default=160, help="HR crop size (multiple of 4)")
     t.add_argument("--p-edges", type=float, default=0.6, help="share of samples that get an edge map")
     t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--loss", choices=sorted(LOSSES), default="l1")
     t.add_argument("--channels", type=int, default=64)
     t.add_argument("--blocks", type=int, default=8)
+    t.add_argument("--edge-blocks", type=int, default=0, help="residual blocks of an edge branch (0 = none)")
+    t.add_argument("--edge-proximity", type=int, default=0, help="the edge branch also sees each map's "
+                   "proximity out to this many HR pixels (0 = off)")
+    t.add_argument("--freeze-trunk", action="store_true", help="train only the edge branch (the pixel-only "
+                   "output stays exactly that of --resume); use with --p-edges 1")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workers", type=int, default=min(15, os.cpu_count() or 1))
     t.add_argument("--device", default=None)

@@ -31,6 +31,8 @@ class TinyConfig:
     edge_channels: int = 1      # metadata maps at HR size (edges now; room for more kinds)
     noise_input: bool = True    # a per-frame channel-noise estimate as one more constant channel
     prev_input: bool = False    # streaming: the warped previous HR output, its validity, a flag
+    edge_blocks: int = 0        # residual blocks of the edge branch (0 = none), run only with metadata
+    edge_proximity: int = 0     # the branch also sees each map's proximity out to this many HR pixels
 
     def to_dict(self):
         return asdict(self)
@@ -46,8 +48,10 @@ class TinyConfig:
 
     @property
     def receptive_radius(self) -> int:
-        """LR pixels of context one output pixel depends on (3x3 convs: head, 2 per block, tail)."""
-        return 2 * self.blocks + 2
+        """LR pixels of context one output pixel depends on (3x3 convs: head, 2 per block, tail;
+        the edge branch adds its own head, blocks and tail)."""
+        branch = 2 * self.edge_blocks + 2 + -(-self.edge_proximity // self.scale) if self.edge_blocks else 0
+        return 2 * self.blocks + 2 + branch
 
 
 class _ResBlock(nn.Module):
@@ -74,6 +78,16 @@ class TinySRNet(nn.Module):
         self.head = nn.Conv2d(config.in_channels, c, 3, padding=1)
         self.body = nn.Sequential(*[_ResBlock(c) for _ in range(config.blocks)])
         self.tail = nn.Conv2d(c, 3 * s * s, 3, padding=1)
+        if config.edge_blocks:
+            # capacity that only the metadata pays for: a second residual stack on the trunk's
+            # features and the unshuffled maps again, whose correction is added where a map was sent;
+            # its tail starts at zero, so a branch added to trained weights changes nothing at first
+            m = config.edge_channels * s * s * (2 if config.edge_proximity else 1)
+            self.edge_head = nn.Conv2d(c + m, c, 3, padding=1)
+            self.edge_body = nn.Sequential(*[_ResBlock(c) for _ in range(config.edge_blocks)])
+            self.edge_tail = nn.Conv2d(c, 3 * s * s, 3, padding=1)
+            nn.init.zeros_(self.edge_tail.weight)
+            nn.init.zeros_(self.edge_tail.bias)
 
     def forward(self, lr, meta=None, present=None, sigma=None, prev=None, valid=None, prev_present=None):
         """``sigma`` [N]: the frame's noise estimate (``noise_level`` of the whole frame; computed
@@ -111,7 +125,31 @@ class TinySRNet(nn.Module):
         x = torch.cat(parts, dim=1)
         feat = self.head(x)
         feat = feat + self.body(feat)
-        return base + F.pixel_shuffle(self.tail(feat), s)
+        res = self.tail(feat)
+        if cfg.edge_blocks and bool(present.any()):
+            maps = [feat, parts[1]]
+            if cfg.edge_proximity:
+                maps.append(F.pixel_unshuffle(proximity(meta.to(lr.dtype), cfg.edge_proximity), s))
+            g = self.edge_head(torch.cat(maps, dim=1))
+            g = self.edge_tail(g + self.edge_body(g))
+            # a sample without any map gets none of the branch (its pixel-only output is the trunk's)
+            res = res + g * (present.to(lr.dtype).amax(dim=1) > 0).to(lr.dtype).view(n, 1, 1, 1)
+        return base + F.pixel_shuffle(res, s)
+
+    def trunk_parameters(self):
+        """The parameters of the pixel path (everything but the edge branch)."""
+        return [p for k, p in self.named_parameters() if not k.startswith("edge_")]
+
+
+def proximity(maps: torch.Tensor, reach: int) -> torch.Tensor:
+    """``[N,E,H,W]`` 0/1 -> same shape: 1 on a map's pixels, falling by ``1/reach`` per pixel of
+    chessboard distance, 0 from ``reach`` pixels on. A binary map marks a transition with isolated
+    dots; the distance to it tells every HR pixel how far the step is, which a few 3x3 convolutions
+    at LR resolution cannot work out themselves."""
+    out = maps.clone()
+    for k in range(1, reach):
+        out = out + F.max_pool2d(maps, 2 * k + 1, stride=1, padding=k)
+    return out / reach
 
 
 def streaming_from_still(still: TinySRNet) -> TinySRNet:

@@ -28,7 +28,8 @@ _FIX = ("re-clone the pack for the shipped tiny_sr_x4.safetensors, or rebuild th
         "train/train_tiny.py")
 # TinyConfig fields a weight file may set: (type, min, max); the receiver feeds exactly one edge map
 _CONFIG_FIELDS = {"scale": (int, 1, 8), "channels": (int, 1, 1024), "blocks": (int, 0, 256),
-                  "edge_channels": (int, 1, 1), "noise_input": (bool, 0, 1), "prev_input": (bool, 0, 1)}
+                  "edge_channels": (int, 1, 1), "noise_input": (bool, 0, 1), "prev_input": (bool, 0, 1),
+                  "edge_blocks": (int, 0, 256), "edge_proximity": (int, 0, 32)}
 _REPORT = REPORT
 
 
