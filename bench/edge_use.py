@@ -15,8 +15,9 @@ without the edge map. One row per image and regime:
 * the share of those edge pixels where the received LR itself (bicubic, gradients at a 3 px scale)
   shows the right polarity: what a receiver could know without being told.
 
-The last columns show how much of a map the receiver turns into edges; what it leaves is the room
-a better receiver (or metadata that also says which side of an edge is darker) has.
+The last columns show how much of a map the receiver turns into edges. Where the LR shows the
+polarity but the output does not draw the edge, a better receiver has room; part of the gap is the
+map's own 1/2-resolution position (even a clean LR, NN, leaves some undrawn).
 """
 import argparse
 import os
