@@ -25,7 +25,7 @@ from . import link
 from .codec.degrade import REGIMES
 from .codec.resize import upscale
 from .metadata.edges import EdgeCoding
-from .metrics import bd_summary, hull, metric
+from .metrics import bd_summary, hull, metric, peak_deltas
 from .receivers.base import RunOptions
 
 SCALE = link.SCALE
@@ -72,6 +72,17 @@ def bd_points(anchor: List[dict], test: List[dict], key: str) -> dict:
         if theirs + "_note" in s:
             out[ours + "_note"] = s[theirs + "_note"]
     return out
+
+
+def peak_points(anchor: List[dict], test: List[dict], key: str) -> dict:
+    """The largest gain of ``test`` over ``anchor`` at matched rate and the largest rate saving at
+    matched ``key`` (MetaSR's "up to" figures; :func:`models.metrics.peak_deltas`), rounded."""
+    s = peak_deltas(([p["bpp"] for p in anchor], [p[key] for p in anchor]),
+                    ([p["bpp"] for p in test], [p[key] for p in test]), metric(key).higher_is_better)
+    names = {"quality_gain": f"max_{key}_gain", "quality_gain_note": f"max_{key}_gain_note",
+             "quality_gain_at_rate": "at_bpp", "rate_saving_percent": "max_rate_saving_percent",
+             "rate_saving_percent_note": "max_rate_saving_percent_note", "rate_saving_at_quality": f"at_{key}"}
+    return {names[k]: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}
 
 
 def hull_points(points: List[dict], key: str = "psnr") -> List[dict]:
@@ -198,6 +209,7 @@ def _regime_report(points: dict, images: dict, hr_pixels: int, metrics) -> dict:
               for kind in ("bicubic", "pixel_only", "with_edges")}
     hulls = {k: hull_points(v, "psnr") for k, v in curves.items()}
     summary = dict(with_edges_vs_pixel_only=bd_points(hulls["pixel_only"], hulls["with_edges"], "psnr"),
+                   with_edges_vs_pixel_only_peak=peak_points(hulls["pixel_only"], hulls["with_edges"], "psnr"),
                    pixel_only_vs_bicubic=bd_points(hulls["bicubic"], hulls["pixel_only"], "psnr"))
     if "lpips" in metrics and all("lpips" in p for p in curves["pixel_only"] + curves["with_edges"]):
         summary["with_edges_vs_pixel_only_lpips"] = bd_points(
@@ -234,7 +246,7 @@ def _regime_report(points: dict, images: dict, hr_pixels: int, metrics) -> dict:
 # ----------------------------------------------------------------------------- figures
 def plot_rd(report: dict, path: str, key: str = "psnr"):
     """RD curves per regime (bpp vs ``key``): bicubic, pixel-only, every with-edges point and its
-    convex hull, the BD figures in a corner. Writes a PNG atomically."""
+    convex hull, the BD figures (and for PSNR their peaks) in a corner. Writes a PNG atomically."""
     from .report import rd_panels
     m = metric(key)
     panels = []
@@ -246,6 +258,9 @@ def plot_rd(report: dict, path: str, key: str = "psnr"):
         bdp, bdr = s.get("bd_psnr"), s.get("bd_rate_percent")
         note = (f"BD-PSNR {bdp:+.2f} dB" if bdp is not None else "BD-PSNR: no common rate range") + "\n" + (
             f"BD-rate {bdr:+.1f} %" if bdr is not None else "BD-rate: no common PSNR range")
+        pk = r["summary"].get("with_edges_vs_pixel_only_peak", {}) if key == "psnr" else {}
+        if pk.get("max_psnr_gain") is not None and pk.get("max_rate_saving_percent") is not None:
+            note += f"\nat best {pk['max_psnr_gain']:+.2f} dB, {pk['max_rate_saving_percent']:.0f} % fewer bits"
         ch = report["channel"][regime]
         panels.append(dict(
             curves=[dict(name="bicubic of base layer", linestyle=":", marker="s", ms=4, lw=1.6, **curve("bicubic")),

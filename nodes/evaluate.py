@@ -261,7 +261,9 @@ def _as_floats(name, v):
 class MetaVSRRDCurve:
     """Collects (rate, quality) points of up to 4 named series (each input may be a list from a sweep)
     and draws the rate-distortion curves, with Bjontegaard BD-rate and BD-quality of every series
-    against the chosen anchor series, and optionally the convex hull of all points."""
+    against the chosen anchor series (and their peaks: the most bits saved at matched quality, the
+    largest quality gain at matched rate, as MetaSR states its results), and optionally the convex
+    hull of all points."""
     INPUT_IS_LIST = True
     OUTPUT_NODE = True
 
@@ -327,18 +329,23 @@ class MetaVSRRDCurve:
         for name, pts in series.items():
             rb, qb = zip(*pts)
             if name == anchor:
-                rows.append([name, str(len(pts)), "anchor", "anchor"])
+                rows.append([name, str(len(pts)), "anchor", "anchor", "", ""])
                 continue
             s = M.bd_summary((ra, qa), (rb, qb), higher, method)
+            pk = M.peak_deltas((ra, qa), (rb, qb), higher, method)
+            peak = ["n/a" if pk["rate_saving_percent"] is None else
+                    f"{pk['rate_saving_percent']:.1f} % at {pk['rate_saving_at_quality']:.4g}",
+                    "n/a" if pk["quality_gain"] is None else
+                    f"{pk['quality_gain']:+.4f} at {pk['quality_gain_at_rate']:.4g}"]
             if s["rate_percent"] is not None and s["quality"] is not None:
                 bd[name] = f"BD-rate {s['rate_percent']:+.2f} %, BD-Q {s['quality']:+.3f}"
-                rows.append([name, str(len(pts)), f"{s['rate_percent']:+.2f} %", f"{s['quality']:+.4f}"])
+                rows.append([name, str(len(pts)), f"{s['rate_percent']:+.2f} %", f"{s['quality']:+.4f}"] + peak)
             else:  # too few points, no overlap, repeated qualities: say why
                 bd[name] = "BD n/a"
                 rows.append([name, str(len(pts)), "n/a" if s["rate_percent"] is None else f"{s['rate_percent']:+.2f} %",
-                             "n/a" if s["quality"] is None else f"{s['quality']:+.4f}"])
+                             "n/a" if s["quality"] is None else f"{s['quality']:+.4f}"] + peak)
                 note = s.get("rate_percent_note") or s.get("quality_note")
-                rows.append(["", "", f"({note.removeprefix('not computed: ')})", ""])
+                rows.append(["", "", f"({note.removeprefix('not computed: ')})", "", "", ""])
         curves = [dict(name=f"{n} (anchor)" if n == anchor else f"{n}: {bd.get(n, 'BD n/a')}",
                        rates=[p[0] for p in pts], qualities=[p[1] for p in pts], lw=2.6 if n == anchor else 2.0,
                        ms=7) for n, pts in series.items()]
@@ -361,7 +368,8 @@ class MetaVSRRDCurve:
         pts_lines = ["", "points (rate, quality):"] + [
             f"  {n}: " + ", ".join(f"({r:.5g}, {q:.5g})" for r, q in sorted(p)) for n, p in series.items()]
         table = (f"Bjontegaard ({method}) vs anchor '{anchor}'\n"
-                 + _table(["series", "points", "BD-rate", "BD-quality"], rows) + "\n".join([""] + pts_lines + lines))
+                 + _table(["series", "points", "BD-rate", "BD-quality", "most bits saved (at quality)",
+                           "largest quality gain (at rate)"], rows) + "\n".join([""] + pts_lines + lines))
         return {"ui": {"text": [table]}, "result": (plot, table)}
 
 

@@ -113,6 +113,7 @@ def test_rd_curve_bd_rate_in_table_and_plot():
     q = [28.0, 30.5, 33.0, 35.0]
     plot, table = _rd(rate_1=r, quality_1=q, rate_2=[v * 1.25 for v in r], quality_2=q, name_2=["test"])
     assert "+25.00 %" in table and "anchor" in table
+    assert "-25.0 % at" in table  # 25 % more bits at every quality: the peak saving is the same -25 %
     assert plot.shape == (1, 420, 640, 3) and plot.dtype == torch.float32
     px = plot[0].reshape(-1, 3)
     # matplotlib's first two colours (C0 blue, C1 orange) are drawn

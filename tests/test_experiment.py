@@ -102,6 +102,9 @@ def test_bd_deltas_in_closed_form():
     out = ex.bd_points(anchor, apart, "psnr")
     assert out["bd_rate_percent"] is None and "share no quality range" in out["bd_rate_percent_note"]
     assert out["bd_psnr"] == pytest.approx(20.0, abs=1e-6)
+    peak = ex.peak_points(anchor, cheaper, "psnr")  # half the bits everywhere: the peak is the mean
+    assert peak["max_rate_saving_percent"] == pytest.approx(50.0, abs=1e-6) and peak["max_psnr_gain"] > 0
+    assert "no quality range" in ex.peak_points(anchor, apart, "psnr")["max_rate_saving_percent_note"]
 
 
 def test_hull_keeps_only_efficient_points():
@@ -114,6 +117,11 @@ def test_report_summary_and_figures(report, hr, tmp_path):
     for regime in ("NN", "HN"):
         s = report["regimes"][regime]["summary"]
         assert set(s["with_edges_vs_pixel_only"]) >= {"bd_rate_percent", "bd_psnr"}
+        pk = s["with_edges_vs_pixel_only_peak"]
+        for bd, up in (("bd_psnr", "max_psnr_gain"), ("bd_rate_percent", "max_rate_saving_percent")):
+            if s["with_edges_vs_pixel_only"][bd] is not None:  # a mean never exceeds its peak
+                sign = 1 if bd == "bd_psnr" else -1
+                assert pk[up] >= sign * s["with_edges_vs_pixel_only"][bd] - 1e-3
         assert len(report["regimes"][regime]["points"]["with_edges"]) == 2
     lines = rep.summary_lines(report)
     assert len(lines) == 2 and lines[1].startswith("HN:")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
 
-from metavsr.models.metrics import bd_quality, bd_rate, bd_summary, convex_hull, distortion, hull, rdo_cost
+from metavsr.models.metrics import bd_quality, bd_rate, bd_summary, convex_hull, distortion, hull, peak_deltas, rdo_cost
 from metavsr.models.metrics.rd import NoOverlapError
 
 # the package README's example (x265 presets)
@@ -129,3 +129,47 @@ def test_bd_summary_and_hull_take_the_metric_direction():
     pts_r, pts_q = [1, 2, 2, 3, 4], [0.5, 0.6, 0.3, 0.35, 0.2]
     assert list(hull(pts_r, pts_q, higher_is_better=False)) == list(convex_hull(pts_r, [-q for q in pts_q]))
     assert [pts_r[i] for i in hull(pts_r, pts_q, higher_is_better=False)] == [1, 2, 4]
+
+
+def test_peak_deltas_on_straight_curves_match_the_closed_form():
+    """Two points per curve: pchip is linear in log10 rate, so the largest gaps sit at the ends of
+    the common ranges and follow from the line equations (worked by hand in the comments)."""
+    # anchor q = 30 + 5 x, test q = 30.5 + 6.5 x, x = log10 rate in [0, 1]
+    ra, qa, rb, qb = [1, 10], [30, 35], [1, 10], [30.5, 37]
+    p = peak_deltas((ra, qa), (rb, qb))
+    # gain 0.5 + 1.5 x, largest at x = 1 (rate 10): 2.0 dB
+    assert p["quality_gain"] == pytest.approx(2.0, abs=1e-9) and p["quality_gain_at_rate"] == pytest.approx(10)
+    # common quality [30.5, 35]; log-rate gap (q - 30.5) / 6.5 - (q - 30) / 5 falls with q, so the
+    # largest saving is at q = 35: 1 - 10^(4.5 / 6.5 - 1)
+    assert p["rate_saving_percent"] == pytest.approx((1 - 10 ** (4.5 / 6.5 - 1)) * 100, abs=1e-9)
+    assert p["rate_saving_at_quality"] == pytest.approx(35)
+    # the Bjontegaard deltas are the means of the same gaps, so never above the peaks
+    assert bd_quality(ra, qa, rb, qb) == pytest.approx(0.5 + 1.5 * 0.5)
+    assert bd_quality(ra, qa, rb, qb) < p["quality_gain"]
+    assert -bd_rate(ra, qa, rb, qb) < p["rate_saving_percent"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.floats(0.2, 5.0), c=st.floats(-2, 2), method=st.sampled_from(["pchip", "cubic"]))
+def test_peak_deltas_of_uniform_shifts_are_the_shift(k, c, method):
+    p = peak_deltas((RA, QA), ([r * k for r in RA], QA), method=method)
+    assert p["rate_saving_percent"] == pytest.approx((1 - k) * 100, abs=1e-8)
+    assert peak_deltas((RA, QA), (RA, [q + c for q in QA]), method=method)["quality_gain"] == pytest.approx(c, abs=1e-9)
+
+
+def test_peak_deltas_bound_the_bjontegaard_package_and_take_the_direction():
+    s = peak_deltas((RA, QA), (RB, QB))
+    assert s["quality_gain"] >= bjontegaard.bd_psnr(RA, QA, RB, QB, method="pchip")
+    assert s["rate_saving_percent"] >= -bjontegaard.bd_rate(RA, QA, RB, QB, method="pchip")
+    assert min(RA) <= s["quality_gain_at_rate"] <= max(RA)
+    ra, la = [0.1, 0.2, 0.4, 0.8], [0.40, 0.30, 0.22, 0.18]
+    lb = [0.35, 0.26, 0.20, 0.17]
+    d = peak_deltas((ra, la), (ra, lb), higher_is_better=False)
+    assert d["quality_gain"] == pytest.approx(-0.05, abs=1e-9)  # lower LPIPS, largest at the lowest rate
+    assert d["quality_gain_at_rate"] == pytest.approx(0.1) and d["rate_saving_percent"] > 0
+    assert 0.18 <= d["rate_saving_at_quality"] <= 0.35
+    apart = peak_deltas(([1, 2], [30, 31]), ([1, 2], [32, 33]))
+    assert apart["rate_saving_percent"] is None and "no quality range" in apart["rate_saving_percent_note"]
+    assert apart["quality_gain"] == pytest.approx(2.0)
+    few = peak_deltas(([1], [30]), ([1, 2], [30, 31]))
+    assert few["quality_gain"] is None and "at least 2 points" in few["quality_gain_note"]

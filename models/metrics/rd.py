@@ -11,6 +11,11 @@ PchipInterpolator), needs >= 2 points; ``method="cubic"``: the classic least-squ
 needs >= 4 points. Quality may be any higher-is-better score; for lower-is-better metrics (LPIPS,
 DISTS) pass the negated value, or use :func:`bd_summary` / :func:`hull`, which take the direction.
 
+Peak deltas (:func:`peak_deltas`): the largest quality gain at matched rate and the largest rate
+saving at matched quality over the same common intervals, on the same interpolants. MetaSR states its
+results this way ("up to 1.0 dB PSNR ... up to 50 % bitrate saving at matched quality", Sec. 4.3); a
+Bjontegaard delta is the mean of the same gap, so the peak is always at least the BD figure.
+
 Non-overlapping curves: when the quality (BD-rate) or rate (BD-quality) ranges do not overlap the
 functions raise ``NoOverlapError`` (a ValueError) rather than extrapolating.
 """
@@ -41,25 +46,38 @@ def _curve(rate, q, method, who):
     return np.log10(r), v
 
 
-def _fit_integral(x, y, lo, hi, method, who):
-    """Integral over [lo, hi] of y(x) interpolated from the points."""
+def _fit(x, y, method, who):
+    """y(x) interpolated from the points: a scipy PchipInterpolator or a cubic ``np.poly1d``."""
     order = np.argsort(x)
     x, y = x[order], y[order]
     if method == "pchip":
         if (np.diff(x) <= 0).any():
             raise ValueError(f"{who}: repeated values on the interpolation axis ({x}); pchip needs them distinct")
-        return float(PchipInterpolator(x, y).integrate(lo, hi))
+        return PchipInterpolator(x, y)
     if method == "cubic":
-        p = np.polyint(np.polyfit(x, y, 3))
-        return float(np.polyval(p, hi) - np.polyval(p, lo))
+        return np.poly1d(np.polyfit(x, y, 3))
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
-def _delta(xa, ya, xb, yb, method, what):
+def _fit_integral(x, y, lo, hi, method, who):
+    """Integral over [lo, hi] of y(x) interpolated from the points."""
+    f = _fit(x, y, method, who)
+    if method == "pchip":
+        return float(f.integrate(lo, hi))
+    p = f.integ()
+    return float(p(hi) - p(lo))
+
+
+def _common(xa, xb, what):
     lo, hi = max(xa.min(), xb.min()), min(xa.max(), xb.max())
     if not hi > lo:
         raise NoOverlapError(f"{what}: the curves do not overlap ([{xa.min():.4g}, {xa.max():.4g}] vs "
                              f"[{xb.min():.4g}, {xb.max():.4g}]); add operating points that cover a common range")
+    return lo, hi
+
+
+def _delta(xa, ya, xb, yb, method, what):
+    lo, hi = _common(xa, xb, what)
     ia = _fit_integral(xa, ya, lo, hi, method, f"{what} anchor")
     ib = _fit_integral(xb, yb, lo, hi, method, f"{what} test")
     return (ib - ia) / (hi - lo)
@@ -105,6 +123,49 @@ def bd_summary(anchor: Tuple[Sequence[float], Sequence[float]], test: Tuple[Sequ
             out[key + "_note"] = ("not computed: the two curves share no "
                                   + ("quality" if key == "rate_percent" else "rate")
                                   + f" range, so it would need extrapolation ({e})")
+        except ValueError as e:
+            out[key] = None
+            out[key + "_note"] = f"not computed: {e}"
+    return out
+
+
+def peak_deltas(anchor: Tuple[Sequence[float], Sequence[float]], test: Tuple[Sequence[float], Sequence[float]],
+                higher_is_better: bool = True, method: str = "pchip", samples: int = 2001) -> dict:
+    """The largest gaps between two RD curves (each ``(rates, qualities)``) over their common ranges,
+    on the interpolants the Bjontegaard deltas integrate (quality over log10 rate; log10 rate over
+    quality), sampled at ``samples`` points:
+
+    ``quality_gain`` (test - anchor at matched rate, in the metric's units and sign, so a higher-is-better
+    gain is > 0 and an LPIPS gain < 0) with ``quality_gain_at_rate``, and ``rate_saving_percent``
+    (``(1 - rate_test / rate_anchor) * 100`` at matched quality, > 0 = fewer bits) with
+    ``rate_saving_at_quality``. A missing figure is ``None`` with a ``*_note`` saying why."""
+    if method not in METHODS:
+        raise ValueError(f"peak_deltas: method must be one of {METHODS}, got {method!r}")
+    sign = 1.0 if higher_is_better else -1.0
+    out = {}
+    try:
+        la, qa = _curve(anchor[0], [sign * v for v in anchor[1]], method, "peak_deltas anchor")
+        lb, qb = _curve(test[0], [sign * v for v in test[1]], method, "peak_deltas test")
+    except ValueError as e:
+        for key in ("quality_gain", "rate_saving_percent"):
+            out[key] = None
+            out[key + "_note"] = f"not computed: {e}"
+        return out
+    for key, (xa, ya, xb, yb), axis in (("quality_gain", (la, qa, lb, qb), "rate"),
+                                        ("rate_saving_percent", (qa, la, qb, lb), "quality")):
+        try:
+            lo, hi = _common(xa, xb, f"peak {key}")
+            t = np.linspace(lo, hi, int(samples))
+            gap = _fit(xb, yb, method, f"peak {key} test")(t) - _fit(xa, ya, method, f"peak {key} anchor")(t)
+            if key == "quality_gain":
+                i = int(np.argmax(gap))
+                out[key], out["quality_gain_at_rate"] = sign * float(gap[i]), float(10.0 ** t[i])
+            else:
+                i = int(np.argmin(gap))  # the most negative log-rate difference = the largest saving
+                out[key], out["rate_saving_at_quality"] = float((1.0 - 10.0 ** gap[i]) * 100.0), sign * float(t[i])
+        except NoOverlapError as e:
+            out[key] = None
+            out[key + "_note"] = f"not computed: the two curves share no {axis} range ({e})"
         except ValueError as e:
             out[key] = None
             out[key + "_note"] = f"not computed: {e}"

@@ -14,8 +14,15 @@ def summary_lines(report: dict) -> List[str]:
         bdp = f"{s['bd_psnr']:+.2f} dB" if s.get("bd_psnr") is not None else "n/a (no common rate range)"
         bdr = (f"{s['bd_rate_percent']:+.1f} %" if s.get("bd_rate_percent") is not None
                else "n/a (no common PSNR range)")
-        lines.append(f"{regime}: with edges vs pixel-only BD-PSNR {bdp}, BD-rate {bdr}; "
-                     f"pixel-only vs bicubic {b['mean']:+.2f} dB (min {b['min']:+.2f})")
+        pk = r["summary"].get("with_edges_vs_pixel_only_peak", {})
+        up = []
+        if pk.get("max_psnr_gain") is not None:
+            up.append(f"{pk['max_psnr_gain']:+.2f} dB at {pk['at_bpp']:.3f} bpp")
+        if pk.get("max_rate_saving_percent") is not None:
+            up.append(f"{pk['max_rate_saving_percent']:.0f} % fewer bits at {pk['at_psnr']:.2f} dB")
+        lines.append(f"{regime}: with edges vs pixel-only BD-PSNR {bdp}, BD-rate {bdr}"
+                     + (f" (at best {', '.join(up)})" if up else "")
+                     + f"; pixel-only vs bicubic {b['mean']:+.2f} dB (min {b['min']:+.2f})")
     return lines
 
 
