@@ -12,6 +12,31 @@ import tempfile
 from typing import BinaryIO, Callable
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS says it (Linux /proc); elsewhere by
+    setting and restoring it (a moment in which another thread's new file would get no umask)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _mode_for(path: str) -> int:
+    """The permissions the finished file gets: the old file's, or what ``open()`` would give a new
+    one (0666 less the umask). mkstemp makes its file 0600, which would leave a report or a figure
+    unreadable to the group, another account or a container sharing the folder."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def write_with(path: str, write: Callable[[BinaryIO], None]) -> str:
     """Call ``write(f)`` on a temporary binary file beside ``path``, then move it into place.
 
@@ -24,6 +49,7 @@ def write_with(path: str, write: Callable[[BinaryIO], None]) -> str:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -272,6 +272,23 @@ def test_atomic_writes_keep_the_old_file(tmp_path):
         atomic.check_writable(str(path))
 
 
+def test_atomic_writes_get_the_permissions_open_would_give(tmp_path):
+    """Before: every file went out 0600 (mkstemp's mode), unreadable to the group or a container
+    sharing the output folder. Reference: a plain open() under the same umask."""
+    old = os.umask(0o027)
+    try:
+        with open(tmp_path / "plain.txt", "w") as f:
+            f.write("x")
+        atomic.write_bytes(str(tmp_path / "ours.bin"), b"x")
+        mode = lambda n: os.stat(tmp_path / n).st_mode & 0o777
+        assert mode("ours.bin") == mode("plain.txt") == 0o640
+        os.chmod(tmp_path / "ours.bin", 0o604)  # a replaced file keeps the mode it had
+        atomic.write_bytes(str(tmp_path / "ours.bin"), b"y")
+        assert mode("ours.bin") == 0o604
+    finally:
+        os.umask(old)
+
+
 def test_run_py_writes_the_report_atomically(tmp_path, monkeypatch):
     """A report that fails to serialise leaves the previous report.json whole."""
     import run
