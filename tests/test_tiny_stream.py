@@ -5,6 +5,7 @@ References: the still network itself (a streaming network made from it computes 
 until it has learnt something), a known translation (the DIS flow and the warp must recover it),
 and one uninterrupted run (a chunked stream must give its frames exactly).
 """
+import json
 import os
 import subprocess
 import sys
@@ -181,6 +182,8 @@ def test_training_scripts_run_end_to_end(tmp_path):
     e = (torch.rand(1, 1, 48, 48) > 0.8).float()
     assert torch.equal(net_b(x), small(x)) and not torch.allclose(net_b(x, e), small(x, e), atol=1e-4)
     assert all(torch.equal(a, small.state_dict()[k]) for k, a in net_b.state_dict().items() if not k.startswith("edge_"))
+    with open(os.path.splitext(branched)[0] + ".json") as f, open(os.path.splitext(still)[0] + ".json") as g:
+        assert json.load(f)["training"]["previous"] == json.load(g)["training"]  # the chain of runs is kept
     stream = str(tmp_path / "stream.safetensors")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "train", "train_tiny_stream.py"), "train", "--data", data,
                         "--init", still, "--out", stream, "--iters", "3", "--batch", "2", "--frames", "3",

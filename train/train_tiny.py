@@ -93,6 +93,15 @@ def finish(net, path, training):
     print(f"saved {path} after {training['iterations']} iterations", flush=True)
 
 
+def _record_of(path: str):
+    """The training record in a weights file's header (None when it has none), so a resumed run's
+    record holds the whole chain of runs that made its weights."""
+    from safetensors import safe_open
+    with safe_open(path, "pt") as f:
+        meta = f.metadata() or {}
+    return json.loads(meta["training"]) if "training" in meta else None
+
+
 def _grow(state: dict, net: TinySRNet) -> int:
     """Resume a deeper network from shallower weights: the blocks ``state`` lacks are added after
     its last one, as identity (their second convolution zero, the first as initialised), so the grown
@@ -165,6 +174,9 @@ def train(args):
                     degradations="bicubic(85%)/area x4, JPEG q10..95, channel NN/LN/HN (75%) or on the NN-LN-HN path, "
                     "Canny random thresholds (15% thinned, 15% half-res, 30% both), edge dropout",
                     device=str(device))
+    if args.resume and _record_of(args.resume) is not None:
+        training["previous"] = _record_of(args.resume)
+
     def step(batch):
         lr_b, e_b, p_b, hr_b = (x.to(device, non_blocking=True) for x in batch)
         loss = LOSSES[args.loss](net(lr_b, e_b, p_b), hr_b)  # crops are whole frames: sigma comes from lr_b
