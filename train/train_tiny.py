@@ -172,7 +172,8 @@ def train(args):
                     images=len(_IMAGES), data="comfyui-workflow-templates-media-{image,video,other} "
                     "stills + synthetic text/line-art/cartoon renders (train/tiny_data.py)",
                     degradations="bicubic(85%)/area x4, JPEG q10..95, channel NN/LN/HN (75%) or on the NN-LN-HN path, "
-                    "Canny random thresholds (15% thinned, 15% half-res, 30% both), edge dropout",
+                    "Canny random thresholds (15% thinned, 15% half-res, 30% both), "
+                    + ("edge dropout" if args.p_edges < 1 else "every sample with a map (p_edges 1)"),
                     device=str(device))
     if args.resume and _record_of(args.resume) is not None:
         training["previous"] = _record_of(args.resume)
