@@ -67,8 +67,10 @@ def test_magnitude_bands_match_authors(ref):
     for video, name in ((r["a_pred"], "pred"), (r["a_gt"], "gt")):
         low, high = L.frequency_split(frames(video))
         assert low.shape == (2, 3, 12, 9, 2)
-        torch.testing.assert_close(low, r["a_low_" + name], rtol=0, atol=1e-6)
-        torch.testing.assert_close(high, r["a_high_" + name], rtol=0, atol=1e-6)
+        # float32 FFTs round differently from one CPU's vector width to another's (|F| up to ~3:
+        # a few 1e-5 relative); the recording was made on another machine
+        torch.testing.assert_close(low, r["a_low_" + name], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(high, r["a_high_" + name], rtol=1e-4, atol=1e-5)
 
 
 def test_subsampled_quantile_matches_authors(ref):
@@ -80,12 +82,13 @@ def test_subsampled_quantile_matches_authors(ref):
     seed = int(meta["c_seed"])
 
     low, high = L.df_band_losses(pred, gt, max_samples=10000, generator=torch.Generator().manual_seed(seed))
-    assert abs(low.item() - r["c_loss_low"].item()) <= 1e-6
-    assert abs(high.item() - r["c_loss_high"].item()) <= 1e-6
+    # float32 sums over 10^4 FFT magnitudes: agreement to float32 rounding, relative to the loss
+    assert abs(low.item() - r["c_loss_low"].item()) <= 1e-6 * abs(r["c_loss_low"].item()) + 1e-7
+    assert abs(high.item() - r["c_loss_high"].item()) <= 1e-6 * abs(r["c_loss_high"].item()) + 1e-7
     for i, t in enumerate(r["t"]):
         g = torch.Generator().manual_seed(seed)
         got = L.df_loss(pred, gt, t.reshape(1), max_samples=10000, generator=g)
-        assert abs(got.item() - r["c_loss"][i].item()) <= 1e-6
+        assert abs(got.item() - r["c_loss"][i].item()) <= 1e-6 * abs(r["c_loss"][i].item()) + 1e-7
 
     # the bands themselves, through their sums of |.|, in the authors' draw order (pred, then target)
     g = torch.Generator().manual_seed(seed)

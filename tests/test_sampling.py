@@ -305,6 +305,11 @@ def test_ddim_matches_diffusers(pred, spacing, steps, zero_snr, offset, eta):
     assert ts.tolist() == ref.timesteps.tolist()
     ours = S.sample_ddim(_wrap(pred, model, table), x_start, ts, table, eta=eta,
                          noise_sampler=lambda i: noises[i], callback=lambda i, n, xi, x0: seen.append((i, n)))
+    if not torch.isfinite(x).all():
+        # diffusers takes (1 - a_prev - sigma^2)^(1/2); at the zero-SNR step with eta 1 that is 0 up to
+        # rounding and may come out negative (NaN). Ours must stay finite; there is nothing to compare.
+        assert torch.isfinite(ours).all()
+        pytest.skip(f"diffusers {diffusers.__version__} returns NaN here (square root of a rounding-negative 0)")
     # derived eps = (x - sqrt(a) x0) / sqrt(1 - a) instead of diffusers' direct one: float64 rounding
     assert (ours - x).abs().max() < 1e-12
     assert seen == [(i, steps) for i in range(steps)]
@@ -314,7 +319,7 @@ def test_ddim_same_generator_draws_as_diffusers_float32():
     """Same seed, same noise: one float32 draw per step, as DDIMScheduler with a float32 model.
     (4 steps: with a count that does not divide 1000, e.g. 6, DDIMScheduler's t - 1000 // 6 rule leaves
     the trailing grid, see the step_ratio test.)"""
-    ref, table = _ddim_ref("v_prediction", "trailing", 4, True)
+    ref, table = _ddim_ref("v_prediction", "trailing", 4, False)  # zero SNR: see the NaN note above
     model, x_start = TinyModel(), _latent(5, torch.float32)
     g = torch.Generator().manual_seed(11)
     x = x_start.clone()
