@@ -175,8 +175,9 @@ def train(args):
                     "Canny random thresholds (15% thinned, 15% half-res, 30% both), "
                     + ("edge dropout" if args.p_edges < 1 else "every sample with a map (p_edges 1)"),
                     device=str(device))
-    if args.resume and _record_of(args.resume) is not None:
-        training["previous"] = _record_of(args.resume)
+    previous = _record_of(args.resume) if args.resume else None
+    if previous is not None:
+        training["previous"] = previous
 
     def step(batch):
         lr_b, e_b, p_b, hr_b = (x.to(device, non_blocking=True) for x in batch)
