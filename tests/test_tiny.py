@@ -206,6 +206,11 @@ def test_training_samples_follow_the_sender():
     sent = edge_rate.prepare(canny_edges(hr[None], 60, 150)[0], thinning=True, factor=2)
     np.testing.assert_array_equal(tdata.apply_edges(hr, (60, 150, 3)), edge_rate.upscale(sent, 2, hr.shape[:2]))
     assert {tdata.edge_params(np.random.default_rng(i))[2] for i in range(60)} == {0, 1, 2, 3}
+    assert {tdata.edge_params(np.random.default_rng(i), (3,))[2] for i in range(20)} == {3}  # a fine-tune's
+    # a fixed quality is the base layer's: same seed, same crop and noise, only the JPEG differs
+    lr10, lr90, lr100 = (tdata.sample_pair(img, np.random.default_rng(5), crop=96, quality=(q, q))[0]
+                         for q in (10, 90, 100))
+    assert np.abs(lr10 - lr100).mean() > 2 * np.abs(lr90 - lr100).mean() > 0
     chans = {tdata.sample_channel(np.random.default_rng(i)) for i in range(200)}
     assert set(REGIMES.values()) <= chans
 

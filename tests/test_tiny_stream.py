@@ -175,6 +175,7 @@ def test_training_scripts_run_end_to_end(tmp_path):
     r3 = subprocess.run([sys.executable, os.path.join(ROOT, "train", "train_tiny.py"), "train", "--data", data,
                          "--resume", still, "--out", branched, "--iters", "3", "--batch", "2", "--crop", "32",
                          "--channels", "8", "--blocks", "1", "--edge-blocks", "1", "--freeze-trunk", "--p-edges", "1",
+                         "--quality", "10", "30", "--edge-modes", "3",
                          "--workers", "0", "--device", "cpu", "--lr", "1e-2"],
                         capture_output=True, text=True, timeout=300)
     assert r3.returncode == 0 and "edge branch of 1 blocks added" in r3.stdout, r3.stderr[-2000:]
@@ -183,7 +184,13 @@ def test_training_scripts_run_end_to_end(tmp_path):
     assert torch.equal(net_b(x), small(x)) and not torch.allclose(net_b(x, e), small(x, e), atol=1e-4)
     assert all(torch.equal(a, small.state_dict()[k]) for k, a in net_b.state_dict().items() if not k.startswith("edge_"))
     with open(os.path.splitext(branched)[0] + ".json") as f, open(os.path.splitext(still)[0] + ".json") as g:
-        assert json.load(f)["training"]["previous"] == json.load(g)["training"]  # the chain of runs is kept
+        rec = json.load(f)["training"]
+        assert rec["previous"] == json.load(g)["training"]  # the chain of runs is kept
+    assert "JPEG q10..30" in rec["degradations"] and "coded as thinned half-res" in rec["degradations"]
+    bad = subprocess.run([sys.executable, os.path.join(ROOT, "train", "train_tiny.py"), "train", "--data", data,
+                          "--out", str(tmp_path / "x.safetensors"), "--quality", "50", "10", "--workers", "0"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "--quality 50 10" in bad.stderr
     stream = str(tmp_path / "stream.safetensors")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "train", "train_tiny_stream.py"), "train", "--data", data,
                         "--init", still, "--out", stream, "--iters", "3", "--batch", "2", "--frames", "3",

@@ -203,12 +203,15 @@ def sample_channel(rng):
     return 10.0 + 10.0 * (t - 1), 7, 0.8 + 0.4 * (t - 1)
 
 
-def edge_params(rng) -> tuple:
+def edge_params(rng, modes=None) -> tuple:
     """Random Canny thresholds and coding mode (0 plain, 1 thinned, 2 half resolution, 3 thinned
     and half resolution, what the main job's edge settings send) for :func:`apply_edges`; a clip
-    keeps one draw for all its frames, as a sender would."""
+    keeps one draw for all its frames, as a sender would. ``modes``: draw the mode uniformly from
+    these instead (a fine-tune for one coding)."""
     high = float(np.exp(rng.uniform(np.log(40), np.log(600))))
     low = high * float(rng.uniform(0.3, 0.6))
+    if modes:
+        return low, high, int(modes[int(rng.integers(len(modes)))])
     u = rng.random()
     return low, high, 1 if u < 0.15 else 2 if u < 0.3 else 3 if u < 0.6 else 0
 
@@ -224,13 +227,15 @@ def apply_edges(hr: np.ndarray, params: tuple) -> np.ndarray:
     return e
 
 
-def sample_edges(hr: np.ndarray, rng) -> np.ndarray:
+def sample_edges(hr: np.ndarray, rng, modes=None) -> np.ndarray:
     """A Canny edge map of ``hr`` [H,W,3] float 0..1 at random thresholds -> [H,W] uint8."""
-    return apply_edges(hr, edge_params(rng))
+    return apply_edges(hr, edge_params(rng, modes))
 
 
-def sample_pair(img: np.ndarray, rng, crop: int = 160, scale: int = 4, p_edges: float = 0.6):
-    """A random training example from one RGB uint8 image.
+def sample_pair(img: np.ndarray, rng, crop: int = 160, scale: int = 4, p_edges: float = 0.6,
+                quality=(10, 95), modes=None):
+    """A random training example from one RGB uint8 image; JPEG quality uniform in ``quality``
+    (inclusive), edge coding mode from ``modes`` (None: :func:`edge_params`' mix).
 
     Returns ``(lr [h,w,3] float32, edges [H,W] uint8 | None, hr [H,W,3] float32)``, H = crop.
     """
@@ -246,8 +251,8 @@ def sample_pair(img: np.ndarray, rng, crop: int = 160, scale: int = 4, p_edges: 
     hr = np.rot90(hr, int(rng.integers(4)))
     hr = np.ascontiguousarray(hr).astype(np.float32) / 255.0
     lr = downscale(hr[None], scale, "bicubic" if rng.random() < 0.85 else "area")
-    lr = jpeg_decode(jpeg_encode(lr, int(rng.integers(10, 96))))
+    lr = jpeg_decode(jpeg_encode(lr, int(rng.integers(quality[0], quality[1] + 1))))
     noise, k, sigma = sample_channel(rng)
     lr = channel_degrade(lr, noise, k, sigma, seed=int(rng.integers(1 << 31)))[0]
-    edges = sample_edges(hr, rng) if rng.random() < p_edges else None
+    edges = sample_edges(hr, rng, modes) if rng.random() < p_edges else None
     return lr, edges, hr

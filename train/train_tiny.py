@@ -20,6 +20,10 @@ only the branch trains, so the pixel-only output stays bit-exact that of the res
 
     python train/train_tiny.py train --resume models/receivers/tiny/weights/tiny_sr_x4.safetensors \
         --edge-blocks 4 --freeze-trunk --p-edges 1 --loss l2 --out edges.safetensors
+
+``--quality LOW HIGH`` and ``--edge-modes`` narrow the draws to the part of the sweep a fine-tune is
+for (e.g. ``--quality 10 50 --edge-modes 3``: the low qualities, edges coded as the main job sends
+them); the record says which.
 """
 import argparse
 import json
@@ -48,11 +52,13 @@ _IMAGES = []  # filled before the workers fork, shared copy-on-write
 # L1 for the whole network; MSE (what PSNR measures) puts the gradient where the errors are large,
 # next to edges, where an edge branch can help
 LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
+EDGE_MODES = {0: "plain", 1: "thinned", 2: "half-res", 3: "thinned half-res"}  # tiny_data.apply_edges
 
 
 class _Batches(torch.utils.data.IterableDataset):
-    def __init__(self, batch, crop, p_edges, seed):
+    def __init__(self, batch, crop, p_edges, seed, quality=(10, 95), modes=None):
         self.batch, self.crop, self.p_edges, self.seed = batch, crop, p_edges, seed
+        self.quality, self.modes = tuple(quality), modes
 
     def __iter__(self):
         torch.set_num_threads(1)
@@ -64,7 +70,8 @@ class _Batches(torch.utils.data.IterableDataset):
             lrs, hrs, edges, present = [], [], [], []
             for _ in range(self.batch):
                 img = _IMAGES[int(rng.integers(len(_IMAGES)))]
-                lr, e, hr = tdata.sample_pair(img, rng, crop=self.crop, scale=s, p_edges=self.p_edges)
+                lr, e, hr = tdata.sample_pair(img, rng, crop=self.crop, scale=s, p_edges=self.p_edges,
+                                                  quality=self.quality, modes=self.modes)
                 lrs.append(lr)
                 hrs.append(hr)
                 edges.append(np.zeros(hr.shape[:2], np.uint8) if e is None else e)
@@ -161,7 +168,11 @@ def train(args):
             p.requires_grad_(False)
         params = [p for p in params if p.requires_grad]
     opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.99))
-    loader = torch.utils.data.DataLoader(_Batches(args.batch, args.crop, args.p_edges, args.seed),
+    q_lo, q_hi = args.quality
+    if not 1 <= q_lo <= q_hi <= 100:
+        raise SystemExit(f"--quality {q_lo} {q_hi}: give two JPEG qualities 1 <= LOW <= HIGH <= 100")
+    loader = torch.utils.data.DataLoader(_Batches(args.batch, args.crop, args.p_edges, args.seed,
+                                                  (q_lo, q_hi), args.edge_modes),
                                          batch_size=None, num_workers=args.workers,
                                          persistent_workers=args.workers > 0,
                                          prefetch_factor=4 if args.workers > 0 else None)
@@ -171,8 +182,9 @@ def train(args):
                     batch=args.batch, crop=args.crop, loss=args.loss, p_edges=args.p_edges, lr=args.lr,
                     images=len(_IMAGES), data="comfyui-workflow-templates-media-{image,video,other} "
                     "stills + synthetic text/line-art/cartoon renders (train/tiny_data.py)",
-                    degradations="bicubic(85%)/area x4, JPEG q10..95, channel NN/LN/HN (75%) or on the NN-LN-HN path, "
-                    "Canny random thresholds (15% thinned, 15% half-res, 30% both), "
+                    degradations=f"bicubic(85%)/area x4, JPEG q{q_lo}..{q_hi}, channel NN/LN/HN (75%) or on the NN-LN-HN path, "
+                    + ("Canny random thresholds (15% thinned, 15% half-res, 30% both), " if not args.edge_modes else
+                       "Canny random thresholds, coded as " + "/".join(EDGE_MODES[m] for m in args.edge_modes) + ", ")
                     + ("edge dropout" if args.p_edges < 1 else "every sample with a map (p_edges 1)"),
                     device=str(device))
     previous = _record_of(args.resume) if args.resume else None
@@ -207,6 +219,11 @@ def main(argv=None):
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--crop", type=int, default=160, help="HR crop size (multiple of 4)")
     t.add_argument("--p-edges", type=float, default=0.6, help="share of samples that get an edge map")
+    t.add_argument("--quality", type=int, nargs=2, default=(10, 95), metavar=("LOW", "HIGH"),
+                   help="JPEG qualities of the base layers, drawn uniformly (inclusive)")
+    t.add_argument("--edge-modes", type=int, nargs="+", choices=sorted(EDGE_MODES), default=None,
+                   help="draw the edge coding from these (0 plain, 1 thinned, 2 half-res, 3 both, what the "
+                   "main job sends); default: the mix in tiny_data.edge_params")
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--loss", choices=sorted(LOSSES), default="l1")
     t.add_argument("--channels", type=int, default=64)
