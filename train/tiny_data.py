@@ -203,6 +203,9 @@ def sample_channel(rng):
     return 10.0 + 10.0 * (t - 1), 7, 0.8 + 0.4 * (t - 1)
 
 
+EDGE_MODES = {0: "plain", 1: "thinned", 2: "half-res", 3: "thinned half-res"}  # apply_edges' codings
+
+
 def edge_params(rng, modes=None) -> tuple:
     """Random Canny thresholds and coding mode (0 plain, 1 thinned, 2 half resolution, 3 thinned
     and half resolution, what the main job's edge settings send) for :func:`apply_edges`; a clip

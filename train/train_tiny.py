@@ -52,7 +52,6 @@ _IMAGES = []  # filled before the workers fork, shared copy-on-write
 # L1 for the whole network; MSE (what PSNR measures) puts the gradient where the errors are large,
 # next to edges, where an edge branch can help
 LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
-EDGE_MODES = {0: "plain", 1: "thinned", 2: "half-res", 3: "thinned half-res"}  # tiny_data.apply_edges
 
 
 class _Batches(torch.utils.data.IterableDataset):
@@ -71,7 +70,7 @@ class _Batches(torch.utils.data.IterableDataset):
             for _ in range(self.batch):
                 img = _IMAGES[int(rng.integers(len(_IMAGES)))]
                 lr, e, hr = tdata.sample_pair(img, rng, crop=self.crop, scale=s, p_edges=self.p_edges,
-                                                  quality=self.quality, modes=self.modes)
+                                              quality=self.quality, modes=self.modes)
                 lrs.append(lr)
                 hrs.append(hr)
                 edges.append(np.zeros(hr.shape[:2], np.uint8) if e is None else e)
@@ -169,8 +168,6 @@ def train(args):
         params = [p for p in params if p.requires_grad]
     opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.99))
     q_lo, q_hi = args.quality
-    if not 1 <= q_lo <= q_hi <= 100:
-        raise SystemExit(f"--quality {q_lo} {q_hi}: give two JPEG qualities 1 <= LOW <= HIGH <= 100")
     loader = torch.utils.data.DataLoader(_Batches(args.batch, args.crop, args.p_edges, args.seed,
                                                   (q_lo, q_hi), args.edge_modes),
                                          batch_size=None, num_workers=args.workers,
@@ -184,7 +181,7 @@ def train(args):
                     "stills + synthetic text/line-art/cartoon renders (train/tiny_data.py)",
                     degradations=f"bicubic(85%)/area x4, JPEG q{q_lo}..{q_hi}, channel NN/LN/HN (75%) or on the NN-LN-HN path, "
                     + ("Canny random thresholds (15% thinned, 15% half-res, 30% both), " if not args.edge_modes else
-                       "Canny random thresholds, coded as " + "/".join(EDGE_MODES[m] for m in args.edge_modes) + ", ")
+                       "Canny random thresholds, coded as " + "/".join(tdata.EDGE_MODES[m] for m in args.edge_modes) + ", ")
                     + ("edge dropout" if args.p_edges < 1 else "every sample with a map (p_edges 1)"),
                     device=str(device))
     previous = _record_of(args.resume) if args.resume else None
@@ -221,7 +218,7 @@ def main(argv=None):
     t.add_argument("--p-edges", type=float, default=0.6, help="share of samples that get an edge map")
     t.add_argument("--quality", type=int, nargs=2, default=(10, 95), metavar=("LOW", "HIGH"),
                    help="JPEG qualities of the base layers, drawn uniformly (inclusive)")
-    t.add_argument("--edge-modes", type=int, nargs="+", choices=sorted(EDGE_MODES), default=None,
+    t.add_argument("--edge-modes", type=int, nargs="+", choices=sorted(tdata.EDGE_MODES), default=None,
                    help="draw the edge coding from these (0 plain, 1 thinned, 2 half-res, 3 both, what the "
                    "main job sends); default: the mix in tiny_data.edge_params")
     t.add_argument("--lr", type=float, default=5e-4)
@@ -242,6 +239,8 @@ def main(argv=None):
     t.add_argument("--log-every", type=int, default=500)
     t.add_argument("--ckpt-every", type=int, default=5000)
     args = ap.parse_args(argv)
+    if args.cmd == "train" and not 1 <= args.quality[0] <= args.quality[1] <= 100:
+        t.error(f"--quality {args.quality[0]} {args.quality[1]}: give two JPEG qualities 1 <= LOW <= HIGH <= 100")
     if args.cmd == "prepare":
         tdata.prepare_folder(args.media, args.out, n_synthetic=args.synthetic, seed=args.seed)
     else:
